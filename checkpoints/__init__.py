@@ -1,0 +1,1 @@
+"""checkpoints: checkpoint format, store, registry and publishing."""

@@ -1,0 +1,1 @@
+"""streamer: Kafka I/O, the event joiner, the online worker and the scheduler."""
