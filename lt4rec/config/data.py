@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,33 @@ class SimConfig:
     valid_fraction: float = 0.1  # time-ordered split: train | valid | test
     test_fraction: float = 0.1
     attribution_window_s: int = 7 * 24 * 3600  # conversions later than this are label 0
+    click_window_s: int = 3600  # clicks later than this after the impression are label 0
+    target_ctr: float = 0.07  # mean P(click) per impression (bias calibrated to hit it)
+    target_cvr: float = 0.08  # mean P(conversion | click) over clicked impressions
+    conflict: float = 1.0  # strength of the click-bait / duration effects opposing CTR and CVR
+    latent_dim: int = 8  # user / item taste vectors
+    categories: int = 24
+    creators: int = 600
+    tags: int = 300  # vocabulary of the multi-valued tag features
+    row_group_size: int = 65_536  # fixed so that output files are byte-identical per seed
 
     def __post_init__(self) -> None:
         if self.impressions < 1 or self.days < 1 or self.users < 1 or self.items < 1:
             raise ValueError("impressions, days, users and items must be >= 1")
+        if min(self.latent_dim, self.categories, self.creators, self.tags) < 1:
+            raise ValueError("latent_dim, categories, creators and tags must be >= 1")
+        if not (0 < self.target_ctr < 0.5 and 0 < self.target_cvr < 0.5):
+            raise ValueError("target_ctr and target_cvr must be in (0, 0.5)")
+        if self.conflict < 0:
+            raise ValueError("conflict must be >= 0")
+        if self.click_window_s < 0 or self.attribution_window_s < 0:
+            raise ValueError("click_window_s and attribution_window_s must be >= 0")
+        if self.row_group_size < 1:
+            raise ValueError("row_group_size must be >= 1")
+        try:
+            date.fromisoformat(self.start)
+        except ValueError as exc:
+            raise ValueError(f"start {self.start!r} is not a date YYYY-MM-DD") from exc
         if not (0 <= self.valid_fraction < 1 and 0 <= self.test_fraction < 1):
             raise ValueError("valid_fraction and test_fraction must be in [0, 1)")
         if self.valid_fraction + self.test_fraction >= 1:

@@ -160,7 +160,7 @@ def to_dict(cfg: Any) -> dict[str, Any]:
             return [clean(x) for x in v]
         return v
 
-    return clean(dataclasses.asdict(cfg))  # type: ignore[no-any-return]
+    return clean(dataclasses.asdict(cfg))
 
 
 def to_toml(cfg: Any) -> str:

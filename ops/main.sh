@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The README's "run the main job" command: the full pipeline on embedded defaults.
+#
+#   bash ops/main.sh [lt4rec run options, e.g. --set sim.impressions=50000]
+#
+# Creates (once) the cached virtual environment, starts the local Apache Kafka broker when it is
+# not running (and stops it again at the end if it started it), then runs `lt4rec run`:
+# simulate -> offline lottery-ticket fit -> replay the log through Kafka -> join -> archive.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+venv="$(bash ops/env.sh)"
+
+started_kafka=0
+if ! bash ops/kafka/kafka.sh status >/dev/null 2>&1; then
+  bash ops/kafka/kafka.sh start
+  started_kafka=1
+fi
+cleanup() { if [ "$started_kafka" = 1 ]; then bash ops/kafka/kafka.sh stop || true; fi; }
+trap cleanup EXIT
+
+"$venv/bin/lt4rec" run "$@"
