@@ -83,7 +83,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
         if len(args) != len(value):
             raise ConfigError(f"{where}: expected {len(args)} items, got {len(value)}")
-        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(args, value)))
+        pairs = enumerate(zip(args, value, strict=True))
+        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (a, v) in pairs)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a table, got {value!r}")
@@ -131,9 +132,7 @@ def build(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
         raise ConfigError(f"{where or cls.__name__}: {exc}") from exc
 
 
-def load(
-    cls: type[T], path: Path | str | None = None, overrides: Sequence[str] = ()
-) -> T:
+def load(cls: type[T], path: Path | str | None = None, overrides: Sequence[str] = ()) -> T:
     """Read ``path`` (TOML, optional), apply ``overrides`` and build ``cls``."""
     data: dict[str, Any] = {}
     if path is not None:
