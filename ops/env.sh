@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Create (once) and link the project's virtual environment.
+# Create (once) the dependency environment and this clone's `.venv` on top of it.
 #
-# The venv lives in a cache outside the clone, keyed by the Python version and the
-# dependency spec of pyproject.toml, so a second clone or CI run on the same machine reuses
-# it (torch from PyPI is several GB). `.venv` in the repo is a symlink to it; the project
-# itself is installed editable on every call (a few seconds), so any clone can share it.
+# Dependencies live in a venv in a cache outside the clone, keyed by the Python version and
+# the dependency spec of pyproject.toml, so other clones and CI runs on the same machine reuse
+# it (torch from PyPI is several GB). Each clone gets its own small `.venv` (no pip, no
+# packages) whose site-packages points at the cached one through a .pth file, with this clone
+# installed editable: two clones never import each other's code.
 #
-# Usage: ops/env.sh            -> prints the venv path
+# Usage: ops/env.sh            -> prints the path of this clone's .venv
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${LT4REC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lt4rec}"
@@ -42,7 +43,27 @@ PY
   touch "$venv/.complete"
 fi
 
-# Editable install of this clone (no dependency resolution: they are all present).
-"$venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$repo" >&2
-ln -sfn "$venv" "$repo/.venv"
-echo "$venv"
+# This clone's own venv, layered on the cached dependencies.
+local_venv="$repo/.venv"
+if [ -L "$local_venv" ]; then rm -f "$local_venv"; fi   # older layout: a symlink to the cache
+if [ ! -x "$local_venv/bin/python" ] || [ "$(cat "$local_venv/.deps" 2>/dev/null)" != "$venv" ]; then
+  rm -rf "$local_venv"
+  "$venv/bin/python" -m venv --without-pip "$local_venv"
+  purelib() { "$1" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'; }
+  purelib "$venv/bin/python" > "$(purelib "$local_venv/bin/python")/_lt4rec_deps.pth"
+  # Tools run with this clone's interpreter, so they see this clone's code.
+  for tool in pytest mypy; do
+    printf '#!/bin/sh\nexec "$(dirname "$0")/python" -m %s "$@"\n' "$tool" > "$local_venv/bin/$tool"
+    chmod +x "$local_venv/bin/$tool"
+  done
+  ln -sfn "$venv/bin/ruff" "$local_venv/bin/ruff"   # a standalone binary
+  echo "$venv" > "$local_venv/.deps"
+fi
+# Editable install of this clone (no dependency resolution: they are all in the cache).
+log="$local_venv/install.log"
+if ! "$local_venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$repo" >"$log" 2>&1; then
+  cat "$log" >&2
+  echo "error: editable install of $repo failed (log above)" >&2
+  exit 1
+fi
+echo "$local_venv"
