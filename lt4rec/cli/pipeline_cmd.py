@@ -1,9 +1,44 @@
-"""``lt4rec run``: the main job on embedded defaults."""
+"""``lt4rec run``: the main job on embedded defaults (see :mod:`streamer.pipeline`)."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
+
+from lt4rec.cli.common import ConfigOpt, SetOpt, fail, load_cli_config
+
+
+def run(
+    config: ConfigOpt = None,
+    sets: SetOpt = None,
+    stream: Annotated[
+        bool,
+        typer.Option(
+            "--stream/--no-stream",
+            help="Replay the simulated log through Kafka and join it (needs the broker).",
+        ),
+    ] = True,
+) -> None:
+    """Simulate -> fit the sparse-shared model -> replay through Kafka -> join -> archive."""
+    cfg = load_cli_config(config, sets)
+    from kafka.errors import KafkaError
+
+    from streamer.pipeline import run_pipeline
+
+    try:
+        summary = run_pipeline(cfg, stream=stream, log=lambda m: typer.echo(m, err=True))
+    except KafkaError as exc:
+        raise fail(
+            f"Kafka error: {exc} (is the broker at {cfg.kafka.bootstrap} up? "
+            "`ops/kafka/kafka.sh start`)",
+            1,
+        ) from exc
+    check = summary.get("stream", {}).get("archive_check")
+    if check and (check["missing"] or check["duplicate_rows"] or check["label_mismatches"]):
+        raise fail(f"archive does not match the ground truth: {check}", 1)
 
 
 def register(app: typer.Typer) -> None:
     """Add the ``run`` command to ``app``."""
+    app.command("run")(run)
