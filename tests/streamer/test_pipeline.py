@@ -1,0 +1,46 @@
+"""The main job (``lt4rec run``) end to end on the real broker, at a small size."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from lt4rec.cli.main import app
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+def test_run_simulates_fits_streams_and_archives_exactly(kafka_bootstrap, tmp_path):
+    work = tmp_path / "main"
+    args = [
+        "run",
+        "--set", f"run.workdir={work}",
+        "--set", f"kafka.bootstrap={kafka_bootstrap}",
+        "--set", "sim.impressions=4000",
+        "--set", "sim.days=1",
+        "--set", "sim.users=500",
+        "--set", "sim.items=200",
+        "--set", "model.bottom=[32, 16]",
+        "--set", "model.tower=[8]",
+        "--set", "prune.rounds=1",
+        "--set", "data.hash_buckets=1009",
+    ]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((work / "summary.json").read_text())
+    assert 0.0 <= summary["fit"]["ctr_auc"] <= 1.0
+    check = summary["stream"]["archive_check"]
+    assert check["impressions"] == 4000
+    assert check["archive_rows"] == 4000
+    assert check["missing"] == check["duplicate_rows"] == check["label_mismatches"] == 0
+    assert summary["stream"]["replay"]["impressions"] == 4000
+    assert (work / "checkpoints" / "sparse_sharing.ckpt").is_file()
+    assert (work / "fit" / "metrics.json").is_file()
+
+
+def test_run_rejects_unknown_config_key(tmp_path):
+    result = CliRunner().invoke(app, ["run", "--set", "sim.impresions=5"])
+    assert result.exit_code == 2
+    assert "sim.impresions" in result.output
