@@ -19,8 +19,13 @@ class JoinerConfig:
     max_pending: int = 2_000_000  # bound on pending impressions per joiner process
 
     def __post_init__(self) -> None:
-        for name in ("click_window_s", "attribution_window_s", "allowed_lateness_s",
-                     "orphan_grace_s", "es_dfm_wait_s"):
+        for name in (
+            "click_window_s",
+            "attribution_window_s",
+            "allowed_lateness_s",
+            "orphan_grace_s",
+            "es_dfm_wait_s",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         if self.max_pending < 1:

@@ -1,0 +1,56 @@
+"""Durable joiner state: the :class:`StateStore` interface and its two backends."""
+
+from __future__ import annotations
+
+from streamer.store.base import (
+    ORPHAN,
+    PENDING,
+    SINKS,
+    TOMBSTONE,
+    ChunkRef,
+    Entry,
+    Fenced,
+    Meta,
+    Output,
+    OutRow,
+    Sink,
+    StateStore,
+    StoreError,
+    StoreTxn,
+)
+from streamer.store.memory import MemoryStore
+
+
+def make_store(url: str) -> StateStore:
+    """``memory://`` -> :class:`MemoryStore`; any SQLAlchemy URL -> :class:`SqlStore`.
+
+    A SQLite file's parent directory is created if missing; a URL that cannot be opened
+    raises :class:`StoreError` naming it (password hidden).
+    """
+    if url == "memory://" or url.startswith("memory:"):
+        return MemoryStore()
+    if "://" not in url:
+        raise StoreError(f"store url {url!r} is neither 'memory://' nor a SQLAlchemy URL")
+    from streamer.store.sql import SqlStore
+
+    return SqlStore(url)
+
+
+__all__ = [
+    "ORPHAN",
+    "PENDING",
+    "SINKS",
+    "TOMBSTONE",
+    "ChunkRef",
+    "Entry",
+    "Fenced",
+    "MemoryStore",
+    "Meta",
+    "OutRow",
+    "Output",
+    "Sink",
+    "StateStore",
+    "StoreError",
+    "StoreTxn",
+    "make_store",
+]
