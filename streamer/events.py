@@ -1,17 +1,41 @@
-"""Input event types of the joiner (the JSON event contract, see README "Event contract").
+"""Input event types of the joiner and their parser (the JSON event contract, docs/streamer.md).
 
 Topic ``lt4rec.impressions`` carries :class:`Impression`, ``lt4rec.clicks`` :class:`Click`,
 ``lt4rec.conversions`` :class:`Conversion`; every message is keyed by ``impression_id`` so the
 three topics are co-partitioned and one joiner owns all events of an impression.
+
+:func:`parse_event` turns raw message bytes into an event or raises :class:`InvalidEvent` with
+a short ``reason`` code; the daemon routes those to the dead-letter topic and never crashes.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 FeatureValue = str | int | float | list[str]
 EventKind = Literal["impression", "click", "conversion"]
+EVENT_KINDS: tuple[EventKind, ...] = ("impression", "click", "conversion")
+
+# Plausible event times (ms since epoch): 2000-01-01 .. 2100-01-01 UTC. Fixed bounds, not
+# "now ± x", so that parsing is deterministic when historical data is replayed.
+MIN_TS_MS = 946_684_800_000
+MAX_TS_MS = 4_102_444_800_000
+
+# DLQ reason codes (the ``reason`` header of a dead-lettered message).
+REASONS: tuple[str, ...] = (
+    "oversize",  # message larger than kafka.max_message_bytes
+    "not_utf8",  # value is not valid UTF-8
+    "bad_json",  # value is not valid JSON (or has NaN / Infinity)
+    "not_object",  # JSON value is not an object
+    "unknown_event",  # "event" is missing or not one of impression / click / conversion
+    "wrong_topic",  # a valid event type on another event type's topic
+    "missing_field",  # a required field is absent
+    "bad_type",  # a field has the wrong type (or is empty)
+    "bad_ts",  # ts negative or outside MIN_TS_MS .. MAX_TS_MS
+)
 
 
 @dataclass(frozen=True)
@@ -48,3 +72,105 @@ class InvalidEvent(ValueError):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+
+def _reject_constant(name: str) -> Any:
+    raise InvalidEvent("bad_json", f"non-finite number {name}")
+
+
+_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _field(obj: dict[str, Any], name: str) -> Any:
+    if name not in obj:
+        raise InvalidEvent("missing_field", name)
+    return obj[name]
+
+
+def _nonempty_str(obj: dict[str, Any], name: str) -> str:
+    value = _field(obj, name)
+    if not isinstance(value, str) or not value:
+        raise InvalidEvent("bad_type", f"{name} must be a non-empty string")
+    return value
+
+
+def _id(obj: dict[str, Any], name: str) -> str:
+    """user_id / item_id: a non-empty string or an integer (normalised to str)."""
+    value = _field(obj, name)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and value:
+        return value
+    raise InvalidEvent("bad_type", f"{name} must be a non-empty string or an integer")
+
+
+def _ts(obj: dict[str, Any]) -> int:
+    value = _field(obj, "ts")
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidEvent("bad_type", "ts must be an integer (ms since epoch)")
+    if not MIN_TS_MS <= value < MAX_TS_MS:
+        raise InvalidEvent("bad_ts", f"ts {value} outside [{MIN_TS_MS}, {MAX_TS_MS})")
+    return value
+
+
+def _features(obj: dict[str, Any]) -> dict[str, FeatureValue]:
+    value = obj.get("features", {})
+    if not isinstance(value, dict):
+        raise InvalidEvent("bad_type", "features must be an object")
+    for name, v in value.items():
+        t = type(v)  # exact types: bool is not an int here
+        if t is str or t is int:
+            continue
+        if t is float and math.isfinite(v):
+            continue
+        if t is list and all(type(x) is str for x in v):
+            continue
+        raise InvalidEvent("bad_type", f"features.{name} must be str, finite number or [str]")
+    return value
+
+
+def parse_event(raw: bytes, kind: EventKind, max_bytes: int | None = None) -> Event:
+    """Decode one message value from the topic of event type ``kind``.
+
+    Raises :class:`InvalidEvent` (reason in :data:`REASONS`) for anything that breaks the
+    contract; integer ``user_id`` / ``item_id`` are normalised to ``str``. Unknown extra
+    keys are ignored (forward compatibility).
+    """
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise InvalidEvent("oversize", f"{len(raw)} bytes > max_message_bytes {max_bytes}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidEvent("not_utf8", str(exc)[:200]) from None
+    try:
+        obj = _decoder.decode(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidEvent("bad_json", str(exc)[:200]) from None
+    except RecursionError:
+        raise InvalidEvent("bad_json", "nesting too deep") from None
+    if not isinstance(obj, dict):
+        raise InvalidEvent("not_object", f"JSON {type(obj).__name__}, expected an object")
+    event_type = obj.get("event")
+    if event_type not in EVENT_KINDS:
+        raise InvalidEvent("unknown_event", f"event {str(event_type)[:50]!r}")
+    if event_type != kind:
+        raise InvalidEvent("wrong_topic", f"{event_type} event on the {kind} topic")
+    impression_id = _nonempty_str(obj, "impression_id")
+    ts = _ts(obj)
+    if kind == "click":
+        return Click(impression_id, ts)
+    if kind == "conversion":
+        return Conversion(impression_id, ts)
+    return Impression(impression_id, ts, _id(obj, "user_id"), _id(obj, "item_id"), _features(obj))
+
+
+def encode_event(event: Event) -> bytes:
+    """The contract's JSON encoding of ``event`` (inverse of :func:`parse_event`)."""
+    body: dict[str, Any] = {
+        "event": event.kind,
+        "impression_id": event.impression_id,
+        "ts": event.ts,
+    }
+    if isinstance(event, Impression):
+        body.update(user_id=event.user_id, item_id=event.item_id, features=event.features)
+    return json.dumps(body, separators=(",", ":")).encode("utf-8")

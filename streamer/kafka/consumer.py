@@ -1,0 +1,107 @@
+"""The joiner's group consumer and its rebalance listener (kafka-python 3.x).
+
+* Manual commits only (the state store is the source of truth for offsets).
+* :class:`RangePartitionAssignor` so that a member gets the same partition index ``p`` of
+  every input topic (the topics are co-partitioned); ``p`` is one join partition.
+* kafka-python 3.x runs rebalance callbacks on the consumer's IO thread while the caller of
+  ``poll()`` waits. The listener therefore only forwards to a :class:`PartitionOwner` (the
+  daemon), which must not call blocking consumer APIs (commit, end_offsets) from the hooks;
+  local calls (``seek``, ``pause``) are fine.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+
+from lt4rec.config import KafkaConfig, TopicsConfig
+
+log = logging.getLogger(__name__)
+
+
+class PartitionOwner(Protocol):
+    """What the listener calls; join partitions are partition indices ``p``."""
+
+    def on_revoked(self, partitions: set[int]) -> None:
+        """Drain and release: we still own them (clean hand-over)."""
+
+    def on_lost(self, partitions: set[int]) -> None:
+        """Forget them: another member may already own them (forced eviction)."""
+
+    def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Claim complete partitions, seek, pause incomplete ones."""
+
+
+def join_partitions(tps: Iterable[TopicPartition]) -> set[int]:
+    return {tp.partition for tp in tps}
+
+
+class JoinRebalanceListener(ConsumerRebalanceListener):
+    """Forwards rebalance events to the owner; never raises into the coordinator."""
+
+    def __init__(self, owner: PartitionOwner) -> None:
+        self.owner = owner
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        ps = join_partitions(revoked)
+        log.info("partitions revoked: %s", sorted(ps))
+        if ps:
+            self.owner.on_revoked(ps)
+
+    def on_partitions_lost(self, lost: Any) -> None:
+        ps = join_partitions(lost)
+        log.info("partitions lost: %s", sorted(ps))
+        if ps:
+            self.owner.on_lost(ps)
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("partitions assigned: %s", sorted(join_partitions(assigned)))
+        self.owner.on_assigned(set(assigned))
+
+
+def make_consumer(
+    kafka: KafkaConfig, topics: TopicsConfig, owner: PartitionOwner, client_suffix: str = ""
+) -> Any:
+    """A group consumer subscribed to the three input topics with the listener attached."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka.bootstrap,
+        group_id=kafka.group_id,
+        client_id=f"{kafka.client_id}-joiner{client_suffix}",
+        bootstrap_timeout_ms=kafka.bootstrap_timeout_ms,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        partition_assignment_strategy=[RangePartitionAssignor],
+        max_poll_records=kafka.max_poll_records,
+        session_timeout_ms=kafka.session_timeout_ms,
+        heartbeat_interval_ms=kafka.heartbeat_interval_ms,
+        max_poll_interval_ms=kafka.max_poll_interval_ms,
+        max_partition_fetch_bytes=max(1_048_576, kafka.max_message_bytes + 65_536),
+        allow_auto_create_topics=False,
+        check_crcs=kafka.check_crcs,
+    )
+    for topic in topics.inputs:  # metadata first: else the first assignment can be empty
+        consumer.partitions_for_topic(topic)
+    consumer.subscribe(topics=list(topics.inputs), listener=JoinRebalanceListener(owner))
+    return consumer
+
+
+def consumer_lag(consumer: Any, tps: Iterable[TopicPartition]) -> dict[tuple[str, int], int]:
+    """End offset minus position for each of ``tps`` (call from the polling thread)."""
+    tps = list(tps)
+    if not tps:
+        return {}
+    ends = consumer.end_offsets(tps)
+    out: dict[tuple[str, int], int] = {}
+    for tp in tps:
+        try:
+            pos = consumer.position(tp, timeout_ms=1000)
+        except Exception:  # position unknown yet (being reset): skip this round
+            continue
+        if pos is not None and tp in ends:
+            out[(tp.topic, tp.partition)] = max(0, int(ends[tp]) - int(pos))
+    return out

@@ -1,0 +1,170 @@
+"""Helpers of the streamer integration tests: ground truth, archive frames, deployments."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import tomli_w
+
+from lt4rec.config import AppConfig, JoinerConfig, SimConfig, load_app_config, to_dict
+from streamer.replay import read_table
+
+SIM = SimConfig(impressions=5000, days=1, users=400, items=150, seed=11)
+PARTITIONS = 4
+LABEL_COLS = ["impression_id", "click", "conversion", "click_ts", "conversion_ts"]
+
+
+def expected_labels(sim_dir: Path, joiner: JoinerConfig) -> pd.DataFrame:
+    """Ground truth under the window rules, one row per impression, sorted by id."""
+    table, _ = read_table(sim_dir)
+    d = table.select(["impression_id", "ts", "click_ts", "conversion_ts"]).to_pandas()
+    dc = d.click_ts - d.ts
+    click = d.click_ts.notna() & (dc >= 0) & (dc <= joiner.click_window_s * 1000)
+    dv = d.conversion_ts - d.click_ts
+    conv = click & d.conversion_ts.notna() & (dv >= 0) & (dv <= joiner.attribution_window_s * 1000)
+    out = pd.DataFrame(
+        {
+            "impression_id": d.impression_id,
+            "click": click.astype("int64"),
+            "conversion": conv.astype("int64"),
+            "click_ts": d.click_ts.where(click).astype("Int64"),
+            "conversion_ts": d.conversion_ts.where(conv).astype("Int64"),
+        }
+    )
+    return out.sort_values("impression_id").reset_index(drop=True)
+
+
+def orphan_conversions(sim_dir: Path, joiner: JoinerConfig) -> int:
+    """Conversions whose impression has no counted click (dead-lettered by the joiner)."""
+    table, _ = read_table(sim_dir)
+    d = table.select(["impression_id", "conversion_ts"]).to_pandas()
+    exp = expected_labels(sim_dir, joiner).set_index("impression_id")
+    has_conv = d.set_index("impression_id").conversion_ts.notna()
+    return int((has_conv & (exp.click.reindex(has_conv.index) == 0)).sum())
+
+
+def archive_frame(archive_dir: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """The archive as a DataFrame sorted by impression id (all columns by default)."""
+    from streamer.archive import read_archive
+
+    df = read_archive(archive_dir).to_pandas()
+    if columns is not None:
+        df = df[columns]
+    for col in ("click_ts", "conversion_ts"):
+        if col in df:
+            df[col] = df[col].astype("Int64")
+    return df.sort_values("impression_id").reset_index(drop=True)
+
+
+@dataclass
+class StreamEnv:
+    """One joiner deployment: config (+ its TOML file), archive directory."""
+
+    cfg: AppConfig
+    path: Path
+
+    @property
+    def archive(self) -> Path:
+        return Path(self.cfg.archive.dir)
+
+    def variant(self, name: str, **sections: dict) -> StreamEnv:
+        """Same topics, other group / store / archive (e.g. an uninterrupted reference run)."""
+        data = to_dict(self.cfg)
+        base = self.path.parent / name
+        base.mkdir()
+        data["kafka"]["group_id"] = f"{self.cfg.kafka.group_id}-{name}"
+        data["store"]["url"] = f"sqlite:///{base / 'state.db'}"
+        data["archive"]["dir"] = str(base / "archive")
+        for sec, values in sections.items():
+            data[sec].update(values)
+        return write_env(base, data)
+
+
+def write_env(base: Path, data: dict) -> StreamEnv:
+    path = base / "joiner.toml"
+    path.write_text(tomli_w.dumps(data))
+    return StreamEnv(load_app_config(path), path)
+
+
+def run_inprocess(env: StreamEnv, idle_s: float = 3.0):
+    """Run a joiner in this process until idle, with --flush-at-end semantics."""
+    from streamer.daemon import DaemonOptions, JoinerDaemon
+
+    daemon = JoinerDaemon(env.cfg, DaemonOptions(exit_when_idle_s=idle_s, flush_at_end=True))
+    return daemon.run()
+
+
+def spawn_joiner(env: StreamEnv, idle_s: float, log: Path) -> subprocess.Popen:
+    """``lt4rec streamer`` as a child process (stderr to ``log``)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "lt4rec.cli.main",
+        "streamer",
+        "--config",
+        str(env.path),
+        "--exit-when-idle",
+        str(idle_s),
+        "--flush-at-end",
+        "--log-level",
+        "warning",
+    ]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log.open("ab"))
+
+
+def read_topic(bootstrap: str, topic: str, idle_ms: int = 2000) -> list:
+    """Every record of ``topic`` from the beginning (kafka-python ConsumerRecords)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        end = consumer.end_offsets(tps)
+        out: list = []
+        while any(consumer.position(tp) < end[tp] for tp in tps):
+            batch = consumer.poll(timeout_ms=idle_ms)
+            if not batch:
+                break
+            for recs in batch.values():
+                out.extend(recs)
+        return out
+    finally:
+        consumer.close()
+
+
+def committed_total(admin, group: str) -> int:
+    """Sum of the group's committed offsets (the joiner commits after every batch)."""
+    try:
+        offsets = admin.list_group_offsets(group).get(group, {})
+    except Exception:  # coordinator loading / group not yet known
+        return 0
+    return sum(max(0, o.offset) for o in offsets.values())
+
+
+def wait_progress(admin, group: str, above: int, proc, timeout_s: float = 60.0) -> int:
+    """Block until the group's committed total exceeds ``above`` (or ``proc`` exits)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        total = committed_total(admin, group)
+        if total > above or proc.poll() is not None:
+            return total
+        time.sleep(0.1)
+    raise AssertionError(f"no progress of group {group} within {timeout_s}s")
+
+
+def group_size(admin, group: str) -> int:
+    """Members of a consumer group (0 while unknown)."""
+    try:
+        return len(admin.describe_groups([group]).get(group, {}).get("members") or [])
+    except Exception:  # coordinator not available yet
+        return 0
