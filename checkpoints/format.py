@@ -1,0 +1,230 @@
+"""The checkpoint file format: everything needed to rebuild, serve and resume a model.
+
+Layout of one file (little endian)::
+
+    magic   8 bytes  b"LT4RCKPT"
+    version u32      FORMAT_VERSION
+    meta_len u64     length of the JSON metadata
+    blob_len u64     length of the safetensors blob
+    sha256  32 bytes over meta + blob
+    meta    JSON     model name/config, field schema, feature spec, normalizer, metrics, step...
+    blob    safetensors: "model/<name>" state dict (mask buffers included), "mask/<task>/<layer>"
+                         and optional "optim/<key>" optimiser tensors
+
+Writes are atomic (temporary file in the same directory, fsync, rename, fsync of the
+directory). A truncated, bit-flipped, foreign or wrong-version file is refused with
+:class:`CorruptCheckpointError` naming the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from torch import nn
+
+MAGIC = b"LT4RCKPT"
+FORMAT_VERSION = 1
+_HEADER = struct.Struct("<8sIQQ32s")
+
+
+class CorruptCheckpointError(ValueError):
+    """The file is not a readable checkpoint of this format version (reason in the message)."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A loaded checkpoint; :meth:`build_model` rebuilds the module with its weights."""
+
+    model_name: str
+    model_config: dict[str, Any]
+    schema: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    masks: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    spec: dict[str, Any] | None = None
+    normalizer: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None  # the whole AppConfig when one was given
+    optimizer: dict[str, torch.Tensor] | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    step: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+    version: int = FORMAT_VERSION
+
+    def field_schema(self) -> Any:
+        """The :class:`~lt4rec.data.batch.FieldSchema` the model was built for."""
+        from lt4rec.data.batch import FieldSchema
+
+        s = self.schema
+        return FieldSchema(
+            sparse=tuple(s["sparse"]),
+            multi=tuple(s["multi"]),
+            dense=tuple(s["dense"]),
+            hash_buckets=int(s["hash_buckets"]),
+            multi_max_len=int(s["multi_max_len"]),
+        )
+
+    def build_model(self) -> nn.Module:
+        """Rebuild the model (registry) and load the saved weights and mask buffers."""
+        from lt4rec.config.loader import build
+        from lt4rec.config.model import ModelConfig
+        from lt4rec.models import build_model
+
+        cfg = build(ModelConfig, self.model_config, "model")
+        model = build_model(cfg, self.field_schema())
+        model.load_state_dict(self.state_dict)
+        return model
+
+
+def _plain(obj: Any) -> Any:
+    if obj is None:
+        return None
+    if hasattr(obj, "to_dict") and not isinstance(obj, Mapping):
+        return _plain(obj.to_dict())
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return _plain(asdict(obj))
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, float | int | str | bool):
+        return obj
+    if isinstance(obj, torch.Tensor) and obj.numel() == 1:
+        return obj.item()
+    raise TypeError(f"checkpoint metadata: cannot store {type(obj).__name__}")
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    *,
+    config: Any,
+    spec: Mapping[str, Any] | Any | None = None,
+    normalizer: Mapping[str, Any] | Any | None = None,
+    masks: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    optimizer: Mapping[str, torch.Tensor] | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    step: int = 0,
+) -> Path:
+    """Write ``model`` atomically to ``path``.
+
+    ``config`` is an ``AppConfig`` (its ``model`` section is used to rebuild) or a
+    ``ModelConfig``. ``spec`` / ``normalizer`` may be plain dicts or objects with
+    ``to_dict()``. ``masks`` defaults to the model's own ``masks()``.
+    """
+    model_cfg = getattr(config, "model", config)
+    app = _plain(config) if hasattr(config, "model") else None
+    schema = getattr(model, "schema", None)
+    if schema is None:
+        raise ValueError("model has no .schema (FieldSchema); is it from lt4rec.models?")
+    if masks is None:
+        masks_fn = getattr(model, "masks", None)
+        masks = masks_fn() if callable(masks_fn) else {}
+    meta = {
+        "model_name": getattr(model_cfg, "name", type(model).__name__),
+        "model_config": _plain(model_cfg),
+        "schema": _plain(schema),
+        "spec": _plain(spec),
+        "normalizer": _plain(normalizer),
+        "config": app,
+        "metrics": _plain(dict(metrics or {})),
+        "step": int(step),
+        "extra": _plain(dict(extra or {})),
+        "has_optimizer": optimizer is not None,
+    }
+    tensors: dict[str, torch.Tensor] = {}
+    for k, v in model.state_dict().items():
+        tensors[f"model/{k}"] = v.detach().cpu().contiguous()
+    for task, layers in masks.items():
+        for name, m in layers.items():
+            tensors[f"mask/{task}/{name}"] = m.detach().cpu().to(torch.float32).clone()
+    for k, v in (optimizer or {}).items():
+        tensors[f"optim/{k}"] = v.detach().cpu().contiguous()
+    blob = st_save(tensors)
+    meta_bytes = json.dumps(meta, sort_keys=True).encode("utf-8")
+    digest = hashlib.sha256(meta_bytes + blob).digest()
+    header = _HEADER.pack(MAGIC, FORMAT_VERSION, len(meta_bytes), len(blob), digest)
+    return _atomic_write(Path(path), [header, meta_bytes, blob])
+
+
+def _atomic_write(path: Path, chunks: list[bytes]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for c in chunks:
+                f.write(c)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; checkpoints are shared artefacts
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read and verify a checkpoint; raise :class:`CorruptCheckpointError` when it is bad."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint {p} does not exist")
+    data = p.read_bytes()
+    if len(data) < _HEADER.size:
+        raise CorruptCheckpointError(f"{p}: truncated (header incomplete, {len(data)} bytes)")
+    magic, version, meta_len, blob_len, digest = _HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise CorruptCheckpointError(f"{p}: not an lt4rec checkpoint (bad magic {magic!r})")
+    if version != FORMAT_VERSION:
+        raise CorruptCheckpointError(
+            f"{p}: unsupported format version {version} (this build reads {FORMAT_VERSION})"
+        )
+    body = data[_HEADER.size :]
+    if len(body) != meta_len + blob_len:
+        raise CorruptCheckpointError(
+            f"{p}: truncated or padded (body {len(body)} bytes, header says {meta_len + blob_len})"
+        )
+    if hashlib.sha256(body).digest() != digest:
+        raise CorruptCheckpointError(f"{p}: sha256 checksum mismatch (file is corrupted)")
+    try:
+        meta = json.loads(body[:meta_len].decode("utf-8"))
+        tensors = st_load(bytes(body[meta_len:]))
+    except (ValueError, UnicodeDecodeError, RuntimeError) as exc:
+        raise CorruptCheckpointError(f"{p}: unreadable content ({exc})") from exc
+    state = {k[6:]: v for k, v in tensors.items() if k.startswith("model/")}
+    masks: dict[str, dict[str, torch.Tensor]] = {}
+    for k, v in tensors.items():
+        if k.startswith("mask/"):
+            _, task, name = k.split("/", 2)
+            masks.setdefault(task, {})[name] = v
+    optim = {k[6:]: v for k, v in tensors.items() if k.startswith("optim/")}
+    return Checkpoint(
+        model_name=meta["model_name"],
+        model_config=meta["model_config"],
+        schema=meta["schema"],
+        state_dict=state,
+        masks=masks,
+        spec=meta.get("spec"),
+        normalizer=meta.get("normalizer"),
+        config=meta.get("config"),
+        optimizer=optim if meta.get("has_optimizer") else None,
+        metrics=meta.get("metrics", {}),
+        step=int(meta.get("step", 0)),
+        extra=meta.get("extra", {}),
+        version=version,
+    )

@@ -1,0 +1,185 @@
+"""One optimisation step, training passes and batched prediction for every model.
+
+Losses: CTR is BCE on all rows. CVR is either BCE on clicked rows only (``clicked``) or,
+ESMM-style (``entire_space``), BCE of CTCVR = pCTR * pCVR against click ∧ conversion on all
+rows. Models with ``entire_space = True`` (esmm) always use the latter.
+
+For the sparse-shared model the step keeps the masked weights ``W ⊙ M_t`` of each task as
+separate graph nodes, so one backward pass yields every task's own gradient, which the
+:class:`~lt4rec.train.optim.TaskMaskedAdam` applies with that task's state and mask. With
+the ``clicked`` loss its CVR path only runs the clicked rows (the others do not enter the
+loss), which halves the cost of a joint step and makes CVR-only pruning rounds cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from lt4rec.data.batch import TASKS, Batch
+from lt4rec.models.blocks import EmbeddingBlock, MultiTaskModel
+from lt4rec.models.sparse_sharing import SparseSharing
+from lt4rec.train.optim import TaskMaskedAdam
+
+_EPS = 1e-7
+
+
+def make_optimizer(model: MultiTaskModel, lr: float, weight_decay: float = 0.0) -> TaskMaskedAdam:
+    """The optimiser for ``model``: per-task masked state for sparse sharing, Adam otherwise."""
+    params = dict(model.named_parameters())
+    owners: dict[str, dict[str, torch.Tensor | None]] = {}
+    if isinstance(model, SparseSharing):
+        for t in TASKS:
+            owners[t] = {}
+            for i, lay in enumerate(model.masked_layers()):
+                owners[t][f"layers.{i}.weight"] = lay.mask(t)
+                owners[t][f"layers.{i}.bias.{t}"] = None
+    return TaskMaskedAdam(params, owners, lr=lr, weight_decay=weight_decay)
+
+
+def task_losses(
+    logits: dict[str, torch.Tensor],
+    batch: Batch,
+    *,
+    entire_space: bool,
+    tasks: Sequence[str] = TASKS,
+    cvr_clicked_only: bool = False,
+) -> dict[str, torch.Tensor]:
+    """Mean loss per task in ``tasks`` (scalar tensors).
+
+    ``cvr_clicked_only``: ``logits["cvr"]`` holds only the clicked rows of ``batch``, in
+    order (the sparse-sharing step skips the CVR path for unclicked rows).
+    """
+    out: dict[str, torch.Tensor] = {}
+    if "ctr" in tasks:
+        out["ctr"] = F.binary_cross_entropy_with_logits(logits["ctr"], batch.click)
+    if "cvr" in tasks:
+        if entire_space:
+            # log p(ctcvr) = logsigmoid(a) + logsigmoid(b), computed stably.
+            log_p = F.logsigmoid(logits["ctr"]) + F.logsigmoid(logits["cvr"])  # [B]
+            log_q = torch.log1p(-log_p.exp().clamp(max=1 - _EPS))
+            y = batch.click * batch.conversion
+            out["cvr"] = -(y * log_p + (1 - y) * log_q).mean()
+        else:
+            clicked = batch.click > 0
+            if cvr_clicked_only:
+                z = logits["cvr"]  # [n_clicked]
+                y = batch.conversion[clicked]
+                out["cvr"] = F.binary_cross_entropy_with_logits(z, y) if z.numel() else z.sum()
+            elif bool(clicked.any()):
+                out["cvr"] = F.binary_cross_entropy_with_logits(
+                    logits["cvr"][clicked], batch.conversion[clicked]
+                )
+            else:
+                out["cvr"] = logits["cvr"].sum() * 0.0
+    return out
+
+
+def _select(batch: Batch, rows: torch.Tensor) -> Batch:
+    """The rows of ``batch`` where bool ``rows`` [B] is true."""
+    return Batch(
+        sparse=batch.sparse[rows],
+        multi=batch.multi[rows],
+        dense=batch.dense[rows],
+        click=batch.click[rows],
+        conversion=batch.conversion[rows],
+        user=None if batch.user is None else batch.user[rows],
+    )
+
+
+def train_step(
+    model: MultiTaskModel,
+    batch: Batch,
+    opt: TaskMaskedAdam,
+    *,
+    cvr_loss: str = "clicked",
+    cvr_weight: float = 1.0,
+    tasks: Sequence[str] = TASKS,
+) -> dict[str, float]:
+    """One forward/backward/update on ``batch`` with the losses of ``tasks``."""
+    model.train()
+    opt.zero_grad()
+    entire = model.entire_space or cvr_loss == "entire_space"
+    ws: dict[str, list[torch.Tensor]] = {}
+    if isinstance(model, SparseSharing):
+        if tuple(tasks) == ("cvr",) and not entire:
+            batch = _select(batch, batch.click > 0)  # CVR alone needs the clicked rows only
+        x = model.embed(batch)  # [B, in_dim]
+        clicked = batch.click > 0
+        need = set(tasks) | ({"ctr"} if entire and "cvr" in tasks else set())
+        logits = {}
+        for t in TASKS:
+            if t in need:
+                ws[t] = model.task_weights(t)
+                for w in ws[t]:
+                    w.retain_grad()
+                # CVR on clicked rows only: its path never sees the other rows' inputs.
+                xin = x[clicked] if t == "cvr" and not entire else x
+                logits[t] = model.mlp_forward(xin, t, ws[t])
+        losses = task_losses(
+            logits, batch, entire_space=entire, tasks=tasks, cvr_clicked_only=not entire
+        )
+    else:
+        losses = task_losses(model(batch), batch, entire_space=entire, tasks=tasks)
+    total = sum((cvr_weight if t == "cvr" else 1.0) * v for t, v in losses.items())
+    assert isinstance(total, torch.Tensor)
+    total.backward()
+    grads: dict[str, dict[str, torch.Tensor]] = {}
+    if isinstance(model, SparseSharing):
+        for t, wl in ws.items():
+            g: dict[str, torch.Tensor] = {}
+            for i, (lay, w) in enumerate(zip(model.masked_layers(), wl, strict=True)):
+                if w.grad is not None:
+                    g[f"layers.{i}.weight"] = w.grad * lay.mask(t)  # dL_t/dW, [out, in]
+                b = lay.bias[t]
+                if b.grad is not None:
+                    g[f"layers.{i}.bias.{t}"] = b.grad
+            grads[t] = g
+    rows: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    for name, mod in model.named_modules():
+        if isinstance(mod, EmbeddingBlock) and (rg := mod.row_grad()) is not None:
+            rows[f"{name}.weight"] = rg
+    opt.step(grads, rows)
+    return {t: float(v.detach()) for t, v in losses.items()}
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Model outputs and labels over a dataset, as numpy arrays of length N."""
+
+    p_ctr: np.ndarray
+    p_cvr: np.ndarray
+    click: np.ndarray
+    conversion: np.ndarray
+    user: np.ndarray | None
+
+
+@torch.no_grad()
+def predict(model: MultiTaskModel, batches: Iterable[Batch], device: torch.device) -> Predictions:
+    """Probabilities of both tasks for every row of ``batches`` (in order)."""
+    model.eval()
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("p_ctr", "p_cvr", "click", "conv", "user")}
+    for batch in batches:
+        b = batch.to(device)
+        logits = model(b)
+        cols["p_ctr"].append(torch.sigmoid(logits["ctr"]).float().cpu().numpy())
+        cols["p_cvr"].append(torch.sigmoid(logits["cvr"]).float().cpu().numpy())
+        cols["click"].append(batch.click.numpy())
+        cols["conv"].append(batch.conversion.numpy())
+        if batch.user is not None:
+            cols["user"].append(batch.user.numpy())
+
+    def cat(k: str) -> np.ndarray:
+        return np.concatenate(cols[k]) if cols[k] else np.zeros(0)
+
+    return Predictions(
+        p_ctr=cat("p_ctr"),
+        p_cvr=cat("p_cvr"),
+        click=cat("click"),
+        conversion=cat("conv"),
+        user=cat("user") if cols["user"] else None,
+    )

@@ -1,0 +1,129 @@
+# mypy: allow-untyped-defs
+"""Checkpoint format: round trip, atomic write, corruption detection."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+import torch
+
+from checkpoints import CorruptCheckpointError, load_checkpoint, save_checkpoint
+from checkpoints.format import MAGIC
+from lt4rec.config import AppConfig
+from lt4rec.config.model import ModelConfig
+from lt4rec.data.batch import TASKS
+from lt4rec.models import build_model
+from lt4rec.testing import random_batch, random_schema
+from lt4rec.train.loop import make_optimizer, train_step
+
+
+@pytest.fixture
+def saved(tmp_path):
+    def make(name: str = "sparse_sharing"):
+        torch.manual_seed(0)
+        schema = random_schema()
+        cfg = AppConfig(model=ModelConfig(name=name, embedding_dim=4, bottom=(8,), tower=(4,)))  # type: ignore[arg-type]
+        model = build_model(cfg.model, schema)
+        opt = make_optimizer(model, 0.01)
+        train_step(model, random_batch(schema, 32), opt)
+        path = tmp_path / "m.ckpt"
+        save_checkpoint(
+            path,
+            model,
+            config=cfg,
+            spec={"sparse": ["s0"]},
+            normalizer={"fields": [], "mean": [], "std": []},
+            optimizer=opt.state_dict(),
+            metrics={"ctr_auc": 0.7},
+            step=3,
+            extra={"note": "x"},
+        )
+        return path, model, schema, opt
+
+    return make
+
+
+def test_round_trip_restores_everything(saved):
+    path, model, schema, opt = saved()
+    ck = load_checkpoint(path)
+    assert ck.model_name == "sparse_sharing" and ck.step == 3
+    assert ck.metrics == {"ctr_auc": 0.7} and ck.extra == {"note": "x"}
+    assert ck.spec == {"sparse": ["s0"]}
+    assert ck.normalizer is not None and ck.normalizer["fields"] == []
+    assert ck.config is not None and ck.config["model"]["name"] == "sparse_sharing"
+    assert ck.field_schema() == schema
+    assert set(ck.masks) == set(TASKS)
+    assert ck.optimizer is not None
+    for k, v in opt.state_dict().items():
+        assert torch.equal(ck.optimizer[k], v)
+    clone = ck.build_model()
+    for k, v in model.state_dict().items():
+        assert torch.equal(clone.state_dict()[k], v), k
+    b = random_batch(schema, 16)
+    model.eval()
+    clone.eval()
+    with torch.no_grad():
+        assert torch.equal(model(b)["cvr"], clone(b)["cvr"])
+
+
+def test_no_temporary_files_left(saved, tmp_path):
+    saved()
+    assert [p.name for p in tmp_path.iterdir()] == ["m.ckpt"]
+
+
+def _rewrite(path, fn):
+    data = bytearray(path.read_bytes())
+    path.write_bytes(bytes(fn(data)))
+
+
+def test_truncated_file_is_refused(saved):
+    path, *_ = saved()
+    _rewrite(path, lambda d: d[: len(d) - 100])
+    with pytest.raises(CorruptCheckpointError, match="truncated"):
+        load_checkpoint(path)
+    _rewrite(path, lambda d: d[:10])
+    with pytest.raises(CorruptCheckpointError, match="truncated"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("where", [0.3, 0.9])
+def test_bit_flip_is_refused(saved, where):
+    path, *_ = saved()
+
+    def flip(d):
+        i = 60 + int((len(d) - 61) * where)
+        d[i] ^= 0x01
+        return d
+
+    _rewrite(path, flip)
+    with pytest.raises(CorruptCheckpointError, match="checksum"):
+        load_checkpoint(path)
+
+
+def test_wrong_version_and_magic_are_refused(saved):
+    path, *_ = saved()
+    _rewrite(path, lambda d: d[:8] + struct.pack("<I", 99) + d[12:])
+    with pytest.raises(CorruptCheckpointError, match="version 99"):
+        load_checkpoint(path)
+    _rewrite(path, lambda d: b"NOTACKPT" + d[8:])
+    with pytest.raises(CorruptCheckpointError, match="magic"):
+        load_checkpoint(path)
+    assert MAGIC == b"LT4RCKPT"
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_checkpoint(tmp_path / "none.ckpt")
+
+
+def test_dense_model_round_trip_with_model_config_only(tmp_path):
+    torch.manual_seed(0)
+    schema = random_schema()
+    model = build_model(
+        ModelConfig(name="mmoe", embedding_dim=4, expert_hidden=(8,), tower=(4,)), schema
+    )
+    save_checkpoint(tmp_path / "d.ckpt", model, config=model.cfg)
+    ck = load_checkpoint(tmp_path / "d.ckpt")
+    assert ck.masks == {} and ck.optimizer is None and ck.config is None
+    assert ck.build_model().state_dict().keys() == model.state_dict().keys()
