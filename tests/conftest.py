@@ -74,7 +74,7 @@ def postgres_url() -> str:
     return url
 
 
-def _fresh_pg_database(admin_url: str) -> Iterator[str]:
+def fresh_pg_database(admin_url: str) -> Iterator[str]:
     """Create an empty database for one test and drop it afterwards."""
     import sqlalchemy as sa
 
@@ -97,4 +97,4 @@ def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'state.db'}"
     else:
-        yield from _fresh_pg_database(request.getfixturevalue("postgres_url"))
+        yield from fresh_pg_database(request.getfixturevalue("postgres_url"))

@@ -6,18 +6,17 @@ memory store, SQLite and PostgreSQL (a fresh database per test).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from lt4rec.config import JoinerConfig, TopicsConfig
 from streamer.events import Click, Conversion, Event, Impression, InvalidEvent, encode_event
 from streamer.joiner import JoinEngine, SourceRecord
 from streamer.store import StateStore, make_store
+from tests.conftest import fresh_pg_database
 
 TOPICS = TopicsConfig(
     impressions="imp", clicks="clk", conversions="cnv", examples="ex", dlq="dlq", partitions=1
@@ -109,20 +108,6 @@ def archive_rows(eng: JoinEngine, p: int = 0) -> list[dict[str, Any]]:
     return rows
 
 
-def _fresh_pg(admin_url: str) -> Iterator[str]:
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.engine.make_url(admin_url).set(database=name)
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 @pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
     """A store URL of an empty store: in-memory, SQLite file, fresh PostgreSQL database."""
@@ -131,7 +116,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
     elif request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'state.db'}"
     else:
-        yield from _fresh_pg(request.getfixturevalue("postgres_url"))
+        yield from fresh_pg_database(request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture
