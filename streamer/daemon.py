@@ -34,11 +34,12 @@ from kafka.structs import OffsetAndMetadata
 from lt4rec.config import AppConfig
 from streamer.archive import ArchiveWriter
 from streamer.events import EventKind, InvalidEvent, parse_event
-from streamer.joiner import ArchiveChunk, Fenced, JoinEngine, Output, SourceRecord, make_store
+from streamer.joiner import ArchiveChunk, Fenced, JoinEngine, SourceRecord, make_store
 from streamer.kafka.admin import ensure_topics
 from streamer.kafka.consumer import consumer_lag, make_consumer
 from streamer.kafka.producer import ProducerSink
 from streamer.metrics import JoinerMetrics
+from streamer.store.base import OutRow
 
 log = logging.getLogger(__name__)
 DRAIN_BATCH = 5000  # outbox outputs per produce + ack round
@@ -252,8 +253,16 @@ class JoinerDaemon:
             if not records:
                 continue
             try:
-                self.engine.process(p, records)  # 1. state (one transaction)
-                self._drain(p)  # 2. sinks
+                waiting = self._outbox(p)
+                res = self.engine.process(p, records)  # 1. state (one transaction)
+                if (
+                    res.staged is not None
+                    and not waiting.get("examples")
+                    and not waiting.get("dlq")
+                ):  # the outbox holds exactly what this transaction staged: no read-back
+                    self._send_staged(p, res.staged)
+                else:
+                    self._drain(p)  # 2. sinks
             except Fenced:
                 log.warning("partition %d fenced: another owner claimed it", p)
                 self._drop(p)  # stop fetching it until the group reassigns it
@@ -284,7 +293,7 @@ class JoinerDaemon:
                 self.sink.send(topic, outs)
                 self.engine.ack(p, sink, outs[-1].seq)  # type: ignore[arg-type]
                 if sink == "examples":
-                    self.metrics.count_examples([_example_kind(o) for o in outs])
+                    self.metrics.count_examples([_example_kind(o.key, o.headers) for o in outs])
                     self.summary.examples += len(outs)
                 else:
                     self.metrics.count_dlq([_reason(o.headers) for o in outs])
@@ -296,6 +305,23 @@ class JoinerDaemon:
                 self._write_chunk(chunk)
         if seal_all:
             self._seal(p, 1)
+
+    def _send_staged(self, p: int, staged: dict[str, list[tuple[int, list[OutRow]]]]) -> None:
+        """Step 2 from the rows ``process`` staged (the outbox had nothing older pending)."""
+        for sink, topic in (("examples", self.cfg.topics.examples), ("dlq", self.cfg.topics.dlq)):
+            segments = staged.get(sink)
+            if not segments:
+                continue
+            rows = [row for _, seg in segments for row in seg]
+            self.sink.send_rows(topic, rows)
+            first, last_seg = segments[-1]
+            self.engine.ack(p, sink, first + len(last_seg) - 1)  # type: ignore[arg-type]
+            if sink == "examples":
+                self.metrics.count_examples([_example_kind(k, h) for k, _, h in rows])
+                self.summary.examples += len(rows)
+            else:
+                self.metrics.count_dlq([_reason(h) for _, _, h in rows])
+                self.summary.dlq += len(rows)
 
     def _outbox(self, p: int) -> dict[str, int]:
         part = self.engine.stats().partitions.get(p)
@@ -353,12 +379,12 @@ class JoinerDaemon:
         self.metrics.progress(self.owned)
 
 
-def _example_kind(o: Output) -> str:
+def _example_kind(key: bytes, headers: list[tuple[str, bytes]]) -> str:
     """The example's kind: its ``kind`` header, else the key's ``impression_id:kind``."""
-    for k, v in o.headers:
+    for k, v in headers:
         if k == "kind":
             return v.decode("utf-8", "replace")
-    parts = o.key.decode("utf-8", "replace").split(":")
+    parts = key.decode("utf-8", "replace").split(":")
     return parts[1] if len(parts) > 1 else "unknown"
 
 

@@ -285,6 +285,8 @@ def _produce(
 ) -> None:
     """Send ``events`` rows ``rows`` (in order), to ``partitions`` when given."""
     by_kind = (topics.impressions, topics.clicks, topics.conversions)
+    from streamer.kafka.bulk import produce_unpaced
+
     own = producer is None
     prod = make_producer(kafka) if own else producer
     t0 = int(events.ts[0]) if len(events) else 0
@@ -292,6 +294,8 @@ def _produce(
     parts = partitions.tolist() if partitions is not None else None
     keys, values = events.keys, events.values
     try:
+        if speedup is None and produce_unpaced(prod, events, rows, parts, by_kind, progress):
+            return
         for n, i in enumerate(rows.tolist()):
             if speedup:
                 due = (tss[i] - t0) / 1000.0 / speedup - (time.monotonic() - start)

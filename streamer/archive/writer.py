@@ -11,8 +11,9 @@ replaces the files: the archive holds every row exactly once.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,9 @@ class ArchiveWriter:
         """All rows of the chunk: Arrow's JSON reader when it can, dicts otherwise."""
         raw = getattr(chunk.rows, "raw", None)
         if raw is not None:
-            table = table_from_json(raw, self._types(root, []))
+            # New features (a fresh archive) are typed from the first row, so that the first
+            # chunk takes the fast path too; rows it does not describe fall back below.
+            table = table_from_json(raw, self._types(root, _first_row(raw)))
             if table is not None:
                 return table
         rows = list(chunk.rows)
@@ -161,6 +164,18 @@ class ArchiveWriter:
             paths.append(path)
         _fsync_dir(root)
         return paths
+
+
+def _first_row(raw: Sequence[bytes]) -> list[dict[str, Any]]:
+    """The first JSON row if it is an object with a ``features`` object, else nothing."""
+    if not raw:
+        return []
+    try:
+        row = json.loads(raw[0])
+    except ValueError:
+        return []
+    ok = isinstance(row, dict) and isinstance(row.get("features"), dict)
+    return [row] if ok else []
 
 
 def archive_files(archive_dir: str | Path) -> list[Path]:

@@ -18,7 +18,7 @@ from streamer.joiner.outputs import Collector
 from streamer.joiner.rules import Rules
 from streamer.joiner.state import HeldLabel, Pending, Source, State, decode, encode
 from streamer.joiner.types import ProcessResult, SourceRecord
-from streamer.store.base import ORPHAN, PENDING, SINKS, TOMBSTONE, StoreTxn
+from streamer.store.base import ORPHAN, PENDING, SINKS, TOMBSTONE, OutRow, StoreTxn
 
 DUE_CHUNK = 5_000  # entries closed per store round trip
 FLUSH_WM = 2**62  # a watermark past every deadline (flush_all)
@@ -64,6 +64,8 @@ class BatchApplier:
     def __init__(self, rules: Rules, pending_cap: int) -> None:
         self.rules = rules
         self.pending_cap = pending_cap
+        self._kept: dict[str, list[tuple[int, list[OutRow]]]] | None = {}
+        self._n_kept = 0
 
     def run(
         self,
@@ -74,6 +76,8 @@ class BatchApplier:
         flush: bool,
     ) -> ProcessResult:
         """Apply ``records`` (or flush everything); mutates ``data`` (the meta to write)."""
+        self._kept = None if flush else {}  # flush_all: may close everything, keep nothing
+        self._n_kept = 0
         offsets, max_ts, counts = data["offsets"], data["max_ts"], data["counts"]
         wm0 = watermark_of(max_ts, self.rules.lateness)
         out = Collector()
@@ -126,7 +130,7 @@ class BatchApplier:
         return ProcessResult(
             partition=p, applied=len(todo), skipped=skipped, examples=staged[0],
             dlq=staged[1], archived=staged[2], watermark=watermark_of(max_ts, self.rules.lateness),
-            next_offsets=dict(offsets),
+            next_offsets=dict(offsets), staged=self._kept,
         )  # fmt: skip
 
     def _write(
@@ -183,12 +187,27 @@ class BatchApplier:
         out.count("forced_close", len(victims))
         self._write(txn, work, {e.impression_id: e.state for e in victims}, counts)
 
+    def _keep(self, sink: str, first: int, rows: list[OutRow]) -> None:
+        """Remember staged example / DLQ rows for ``ProcessResult.staged``.
+
+        Bounded like the due entries: past ``DUE_CHUNK`` rows keep none (the daemon then reads
+        the outbox in chunks), so memory per call stays one chunk, whatever closes.
+        """
+        if sink == "archive" or self._kept is None:
+            return
+        self._n_kept += len(rows)
+        if self._n_kept > DUE_CHUNK:
+            self._kept = None
+            return
+        self._kept.setdefault(sink, []).append((first, rows))
+
     def _stage(self, txn: StoreTxn, out: Collector, data: dict[str, Any]) -> list[int]:
         """Number the collected outputs, stage them and fold counters into the meta."""
         staged = out.drain(data["seq"])
         counts, counters = data["counts"], data["counters"]
         for sink, (first, rows) in staged.items():
             txn.stage(sink, first, rows)
+            self._keep(sink, first, rows)
             counts[f"outbox.{sink}"] = counts.get(f"outbox.{sink}", 0) + len(rows)
         for name, n in out.counters.items():
             counters[name] = counters.get(name, 0) + n

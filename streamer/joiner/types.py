@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, overload
 
 from streamer.events import Event, EventKind, InvalidEvent
-from streamer.store.base import Output
+from streamer.store.base import Output, OutRow
 
 __all__ = ["ArchiveChunk", "EngineStats", "JsonRows", "Output", "PartitionStats",
            "ProcessResult", "SourceRecord"]  # fmt: skip
@@ -40,6 +40,11 @@ class ProcessResult:
     archived: int  # archive rows staged
     watermark: int | None  # after the transaction (ms); None until every topic was seen
     next_offsets: dict[str, int] = field(default_factory=dict)
+    # Example / DLQ rows this transaction staged, per sink: (first seq, rows) segments, for
+    # the daemon to produce without reading them back; None when too many were staged to keep.
+    staged: dict[str, list[tuple[int, list[OutRow]]]] | None = field(
+        default=None, compare=False, repr=False
+    )
 
 
 class JsonRows(Sequence[dict[str, Any]]):

@@ -14,7 +14,7 @@ import pytest
 from kafka import KafkaAdminClient
 
 from streamer.kafka.admin import ensure_topics
-from streamer.replay import replay
+from streamer.replay import ReplayEvents, replay
 from tests.streamer.integration.streamer_it_support import (
     LABEL_COLS,
     archive_frame,
@@ -28,15 +28,6 @@ from tests.streamer.integration.streamer_it_support import (
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
-@pytest.fixture
-def crash_env(stream_env, sim_events):
-    """Topics filled by a replay; small polls so that a run has many commit points."""
-    env = stream_env(kafka={"max_poll_records": 150}, archive={"flush_rows": 300})
-    ensure_topics(env.cfg.kafka, env.cfg.topics)
-    replay(sim_events, env.cfg.kafka, env.cfg.topics)
-    return env
-
-
 def _same_archive(env, ref, sim_dir) -> None:
     got, want = archive_frame(env.archive), archive_frame(ref.archive)
     assert len(got) == len(want) == len(expected_labels(sim_dir, env.cfg.joiner))
@@ -46,63 +37,84 @@ def _same_archive(env, ref, sim_dir) -> None:
     )
 
 
-def test_kill_9_and_restart_gives_the_uninterrupted_archive(
-    crash_env, sim_dir, sim_events, children, tmp_path
-):
-    env = crash_env
-    ref = env.variant("ref")
-    run_inprocess(ref)
+def _segment(events: ReplayEvents, a: int, b: int) -> ReplayEvents:
+    return ReplayEvents(events.ts[a:b], events.kind[a:b], events.keys[a:b], events.values[a:b])
 
+
+def test_kill_9_during_a_replay_and_restart_gives_the_uninterrupted_archive(
+    stream_env, sim_dir, sim_events, children, tmp_path
+):
+    """Five ``kill -9`` at random points while the replay is still producing.
+
+    The replay is produced in six segments; incarnation k is killed at a random point of
+    segment k, before segment k + 1 exists, so every kill lands mid-stream whatever the
+    joiner's speed. The reference run reads the same topics once they are complete.
+    """
+    env = stream_env(kafka={"max_poll_records": 150}, archive={"flush_rows": 300})
+    ensure_topics(env.cfg.kafka, env.cfg.topics)
+    ref = env.variant("ref")
     rng = random.Random(42)
     log = tmp_path / "joiner.log"
     admin = KafkaAdminClient(bootstrap_servers=env.cfg.kafka.bootstrap)
     group = env.cfg.kafka.group_id
     total = len(sim_events)
-    # kill points: 5 random fractions of the stream, each reached by a fresh incarnation
-    targets = sorted(int(total * rng.uniform(0.08, 0.7)) for _ in range(5))
-    kills, seen, at_kill = 0, 0, []
+    bounds = [round(total * k / 6) for k in range(7)]
+    at_kill = []
     try:
-        for target in targets:
-            proc = spawn_joiner(env, idle_s=4.0, log=log)
+        for k in range(5):
+            replay(_segment(sim_events, bounds[k], bounds[k + 1]), env.cfg.kafka, env.cfg.topics)
+            # long idle limit: a killed incarnation must never exit (and flush) by itself
+            proc = spawn_joiner(env, idle_s=60.0, log=log)
             children.append(proc)
-            seen = wait_progress(admin, group, max(seen, target - 1), proc)
+            target = bounds[k] + int(rng.uniform(0.1, 0.9) * (bounds[k + 1] - bounds[k]))
+            seen = wait_progress(admin, group, target, proc)
             time.sleep(rng.uniform(0.0, 0.15))  # anywhere within the next batch cycle
-            assert proc.poll() is None, f"joiner finished before kill {kills + 1}: {log}"
+            assert proc.poll() is None, f"joiner exited before kill {k + 1}: {log}"
             proc.kill()  # SIGKILL
             proc.wait(timeout=10)
-            kills += 1
             at_kill.append(seen)
     finally:
         admin.close()
-    assert kills == 5 and at_kill[-1] < total, (at_kill, total)  # all during processing
+    assert len(at_kill) == 5 and all(a < total for a in at_kill), (at_kill, total)
+    replay(_segment(sim_events, bounds[5], bounds[6]), env.cfg.kafka, env.cfg.topics)
     final = spawn_joiner(env, idle_s=4.0, log=log)
     children.append(final)
     assert final.wait(timeout=180) == 0, log.read_text()[-3000:]
+    run_inprocess(ref)
     _same_archive(env, ref, sim_dir)
 
 
-def test_two_joiners_one_killed_the_other_takes_over(crash_env, sim_dir, children, tmp_path):
-    env = crash_env
+def test_two_joiners_one_killed_the_other_takes_over(
+    stream_env, sim_dir, sim_events, children, tmp_path
+):
+    """Half the replay, two joiners, kill one; the rest of the replay then reaches only B."""
+    env = stream_env(kafka={"max_poll_records": 150}, archive={"flush_rows": 300})
+    ensure_topics(env.cfg.kafka, env.cfg.topics)
     ref = env.variant("ref")
-    run_inprocess(ref)
+    half = len(sim_events) // 2
+    replay(_segment(sim_events, 0, half), env.cfg.kafka, env.cfg.topics)
 
     log = tmp_path / "joiners.log"
     admin = KafkaAdminClient(bootstrap_servers=env.cfg.kafka.bootstrap)
+    group = env.cfg.kafka.group_id
     # idle limit > session timeout: the survivor must still be there to take over
     a = spawn_joiner(env, idle_s=15.0, log=log)
     b = spawn_joiner(env, idle_s=15.0, log=log)
     children.extend([a, b])
     try:
         deadline = time.monotonic() + 60
-        while group_size(admin, env.cfg.kafka.group_id) < 2:
+        while group_size(admin, group) < 2:
             assert time.monotonic() < deadline, "the two joiners never formed a group"
             time.sleep(0.2)
-        wait_progress(admin, env.cfg.kafka.group_id, 0, a)
+        wait_progress(admin, group, 0, a)
+        time.sleep(random.Random(7).uniform(0.0, 0.3))
+        assert a.poll() is None, "joiner A exited before it could be killed"
+        a.kill()
+        a.wait(timeout=10)
+        replay(_segment(sim_events, half, len(sim_events)), env.cfg.kafka, env.cfg.topics)
+        assert b.wait(timeout=180) == 0, log.read_text()[-3000:]
+        assert group_size(admin, group) == 0
     finally:
         admin.close()
-    time.sleep(random.Random(7).uniform(0.2, 1.0))
-    assert a.poll() is None, "joiner A finished before it could be killed"
-    a.kill()
-    a.wait(timeout=10)
-    assert b.wait(timeout=180) == 0, log.read_text()[-3000:]
+    run_inprocess(ref)
     _same_archive(env, ref, sim_dir)
