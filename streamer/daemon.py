@@ -33,16 +33,15 @@ from kafka.structs import OffsetAndMetadata
 
 from lt4rec.config import AppConfig
 from streamer.archive import ArchiveWriter
+from streamer.delivery import Delivery, RunSummary
 from streamer.events import EventKind, InvalidEvent, parse_event
-from streamer.joiner import ArchiveChunk, Fenced, JoinEngine, SourceRecord, make_store
+from streamer.joiner import Fenced, JoinEngine, SourceRecord, make_store
 from streamer.kafka.admin import ensure_topics
 from streamer.kafka.consumer import consumer_lag, make_consumer
 from streamer.kafka.producer import ProducerSink
 from streamer.metrics import JoinerMetrics
-from streamer.store.base import OutRow
 
 log = logging.getLogger(__name__)
-DRAIN_BATCH = 5000  # outbox outputs per produce + ack round
 
 
 @dataclass(frozen=True)
@@ -50,17 +49,6 @@ class DaemonOptions:
     exit_when_idle_s: float | None = None  # exit after this long without records
     flush_at_end: bool = False  # close every window of owned partitions before exiting
     owner: str | None = None  # owner name recorded in the store (default host:pid:random)
-
-
-@dataclass
-class RunSummary:
-    records: int = 0
-    batches: int = 0
-    seconds: float = 0.0
-    examples: int = 0
-    dlq: int = 0
-    archive_rows: int = 0
-    busy_seconds: float = 0.0  # first polled record -> end of the last batch's drain
 
 
 class JoinerDaemon:
@@ -77,11 +65,13 @@ class JoinerDaemon:
         self.kinds: dict[str, EventKind] = dict(cfg.topics.inputs)  # type: ignore[arg-type]
         self.store = make_store(cfg.store.url)
         self.engine = JoinEngine(self.store, cfg.joiner, cfg.topics, self.owner)
-        self.writer = ArchiveWriter()
-        self.archive_dir = Path(cfg.archive.dir)
         self.sink = ProducerSink(cfg.kafka)
         self.metrics = JoinerMetrics(cfg.metrics, stream)
         self.summary = RunSummary()
+        self.delivery = Delivery(
+            self.engine, self.sink, ArchiveWriter(), Path(cfg.archive.dir), cfg.topics,
+            self.metrics, self.summary,
+        )  # fmt: skip
         self.consumer: Any = None
         self._lock = threading.RLock()  # engine access: main loop vs rebalance callbacks
         self._owned: set[int] = set()
@@ -152,7 +142,7 @@ class JoinerDaemon:
         try:
             if flush:
                 self.engine.flush_all(p)
-            self._drain(p, seal_all=True)
+            self.delivery.drain(p, seal_all=True)
         except Fenced:
             log.warning("partition %d fenced while finishing", p)
             self._drop(p)
@@ -173,7 +163,7 @@ class JoinerDaemon:
             self._joined = False  # a rebalance is running: idle time waits for the assignment
             for p in sorted(partitions & self._owned):
                 try:
-                    self._drain(p, seal_all=True, recover=p in self._recover)
+                    self.delivery.drain(p, seal_all=True, recover=p in self._recover)
                 except Fenced:
                     log.warning("partition %d fenced at revocation", p)
                 self._release(p)
@@ -253,16 +243,16 @@ class JoinerDaemon:
             if not records:
                 continue
             try:
-                waiting = self._outbox(p)
+                waiting = self.delivery.outbox(p)
                 res = self.engine.process(p, records)  # 1. state (one transaction)
                 if (
                     res.staged is not None
                     and not waiting.get("examples")
                     and not waiting.get("dlq")
                 ):  # the outbox holds exactly what this transaction staged: no read-back
-                    self._send_staged(p, res.staged)
+                    self.delivery.send_staged(p, res.staged)
                 else:
-                    self._drain(p)  # 2. sinks
+                    self.delivery.drain(p)  # 2. sinks
             except Fenced:
                 log.warning("partition %d fenced: another owner claimed it", p)
                 self._drop(p)  # stop fetching it until the group reassigns it
@@ -276,73 +266,15 @@ class JoinerDaemon:
                 commit[TopicPartition(topic, p)] = OffsetAndMetadata(off + 1, "", -1)
         return commit  # 3. offsets (by the caller, outside the lock)
 
-    def _drain(self, p: int, seal_all: bool = False, recover: bool = False) -> None:
-        """Produce + ack pending examples and DLQ records, then write due archive chunks.
-
-        The outbox sizes of the last commit (``engine.stats``) skip empty sinks, so a batch
-        costs no extra store round trips for sinks with nothing to send.
-        """
-        outbox = self._outbox(p)
-        for sink, topic in (("examples", self.cfg.topics.examples), ("dlq", self.cfg.topics.dlq)):
-            if not recover and outbox.get(sink, 0) <= 0:
-                continue
-            while True:
-                outs = self.engine.pending(p, sink, DRAIN_BATCH)  # type: ignore[arg-type]
-                if not outs:
-                    break
-                self.sink.send(topic, outs)
-                self.engine.ack(p, sink, outs[-1].seq)  # type: ignore[arg-type]
-                if sink == "examples":
-                    self.metrics.count_examples([_example_kind(o.key, o.headers) for o in outs])
-                    self.summary.examples += len(outs)
-                else:
-                    self.metrics.count_dlq([_reason(o.headers) for o in outs])
-                    self.summary.dlq += len(outs)
-                if len(outs) < DRAIN_BATCH:
-                    break
-        if recover:  # sealed before a crash: rewrite under the same names
-            for chunk in self.engine.sealed_chunks(p):
-                self._write_chunk(chunk)
-        if seal_all:
-            self._seal(p, 1)
-
-    def _send_staged(self, p: int, staged: dict[str, list[tuple[int, list[OutRow]]]]) -> None:
-        """Step 2 from the rows ``process`` staged (the outbox had nothing older pending)."""
-        for sink, topic in (("examples", self.cfg.topics.examples), ("dlq", self.cfg.topics.dlq)):
-            segments = staged.get(sink)
-            if not segments:
-                continue
-            rows = [row for _, seg in segments for row in seg]
-            self.sink.send_rows(topic, rows)
-            first, last_seg = segments[-1]
-            self.engine.ack(p, sink, first + len(last_seg) - 1)  # type: ignore[arg-type]
-            if sink == "examples":
-                self.metrics.count_examples([_example_kind(k, h) for k, _, h in rows])
-                self.summary.examples += len(rows)
-            else:
-                self.metrics.count_dlq([_reason(h) for _, _, h in rows])
-                self.summary.dlq += len(rows)
-
-    def _outbox(self, p: int) -> dict[str, int]:
-        part = self.engine.stats().partitions.get(p)
-        return dict(part.outbox) if part is not None else {}
-
     def _seal(self, p: int, min_rows: int) -> None:
-        while (chunk := self.engine.seal_archive(p, min_rows)) is not None:
-            self._write_chunk(chunk)
+        if self.delivery.seal(p, min_rows):
             self._last_seal[p] = time.monotonic()
-
-    def _write_chunk(self, chunk: ArchiveChunk) -> None:
-        self.writer.write(chunk, self.archive_dir)
-        self.engine.ack_archive(chunk)
-        self.metrics.count_archive(len(chunk.rows))
-        self.summary.archive_rows += len(chunk.rows)
 
     def _seal_due(self) -> None:
         """Seal when ``flush_rows`` archive rows wait, or ``flush_seconds`` passed with any."""
         now = time.monotonic()
         for p in self.owned:
-            rows = self._outbox(p).get("archive", 0)
+            rows = self.delivery.outbox(p).get("archive", 0)
             if rows <= 0:
                 continue
             timed_out = now - self._last_seal.get(p, now) >= self.cfg.archive.flush_seconds
@@ -357,7 +289,7 @@ class JoinerDaemon:
         """Re-deliver the outbox and sealed chunks of newly claimed partitions first."""
         for p in sorted(self._recover):
             try:
-                self._drain(p, recover=True)
+                self.delivery.drain(p, recover=True)
             except Fenced:
                 self._drop(p)
             self._recover.discard(p)
@@ -377,19 +309,3 @@ class JoinerDaemon:
         for p, part in stats.partitions.items():
             self.metrics.set_watermark(p, part.watermark)
         self.metrics.progress(self.owned)
-
-
-def _example_kind(key: bytes, headers: list[tuple[str, bytes]]) -> str:
-    """The example's kind: its ``kind`` header, else the key's ``impression_id:kind``."""
-    for k, v in headers:
-        if k == "kind":
-            return v.decode("utf-8", "replace")
-    parts = key.decode("utf-8", "replace").split(":")
-    return parts[1] if len(parts) > 1 else "unknown"
-
-
-def _reason(headers: list[tuple[str, bytes]]) -> str:
-    for k, v in headers:
-        if k == "reason":
-            return v.decode("utf-8", "replace")
-    return "unknown"

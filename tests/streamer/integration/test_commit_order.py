@@ -112,5 +112,5 @@ def test_revocation_seals_the_archive_and_releases(daemon, tmp_path):
     d.on_revoked({0, 3})  # 3 was never ours: ignored
     assert d.owned == [] and d.summary.archive_rows == 3
     assert d.summary.examples == 3  # final examples produced before the release
-    files = sorted(p.name for p in d.archive_dir.rglob("*.parquet"))
+    files = sorted(p.name for p in d.delivery.archive_dir.rglob("*.parquet"))
     assert len(files) == 1 and files[0].startswith("part-p0000-")

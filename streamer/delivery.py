@@ -1,0 +1,136 @@
+"""Step 2 of the commit order: deliver a partition's outbox, then acknowledge it.
+
+Examples and DLQ records are produced and flushed before ``engine.ack``; archive rows are
+sealed into a chunk, written atomically under a name derived from the chunk, then
+``engine.ack_archive``-ed. A crash between delivery and ack re-delivers the same outputs
+(same keys, same file names), so Kafka sinks are at-least-once and the archive exactly-once.
+The order of the three steps itself lives in :mod:`streamer.daemon`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lt4rec.config import TopicsConfig
+from streamer.archive import ArchiveWriter
+from streamer.joiner import ArchiveChunk, JoinEngine
+from streamer.kafka.producer import ProducerSink
+from streamer.metrics import JoinerMetrics
+from streamer.store.base import OutRow
+
+DRAIN_BATCH = 5000  # outbox outputs per produce + ack round
+
+
+@dataclass
+class RunSummary:
+    records: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    examples: int = 0
+    dlq: int = 0
+    archive_rows: int = 0
+    busy_seconds: float = 0.0  # first polled record -> end of the last batch's drain
+
+
+class Delivery:
+    """Outbox -> Kafka sinks and archive files for the partitions one daemon owns."""
+
+    def __init__(
+        self,
+        engine: JoinEngine,
+        sink: ProducerSink,
+        writer: ArchiveWriter,
+        archive_dir: Path,
+        topics: TopicsConfig,
+        metrics: JoinerMetrics,
+        summary: RunSummary,
+    ) -> None:
+        self.engine = engine
+        self.sink = sink
+        self.writer = writer
+        self.archive_dir = archive_dir
+        self.topics = topics
+        self.metrics = metrics
+        self.summary = summary
+
+    def drain(self, p: int, seal_all: bool = False, recover: bool = False) -> None:
+        """Produce + ack pending examples and DLQ records, then write due archive chunks.
+
+        The outbox sizes of the last commit (``engine.stats``) skip empty sinks, so a batch
+        costs no extra store round trips for sinks with nothing to send.
+        """
+        outbox = self.outbox(p)
+        for sink, topic in (("examples", self.topics.examples), ("dlq", self.topics.dlq)):
+            if not recover and outbox.get(sink, 0) <= 0:
+                continue
+            while True:
+                outs = self.engine.pending(p, sink, DRAIN_BATCH)  # type: ignore[arg-type]
+                if not outs:
+                    break
+                self.sink.send(topic, outs)
+                self.engine.ack(p, sink, outs[-1].seq)  # type: ignore[arg-type]
+                if sink == "examples":
+                    self.metrics.count_examples([_example_kind(o.key, o.headers) for o in outs])
+                    self.summary.examples += len(outs)
+                else:
+                    self.metrics.count_dlq([_reason(o.headers) for o in outs])
+                    self.summary.dlq += len(outs)
+                if len(outs) < DRAIN_BATCH:
+                    break
+        if recover:  # sealed before a crash: rewrite under the same names
+            for chunk in self.engine.sealed_chunks(p):
+                self.write_chunk(chunk)
+        if seal_all:
+            self.seal(p, 1)
+
+    def send_staged(self, p: int, staged: dict[str, list[tuple[int, list[OutRow]]]]) -> None:
+        """Step 2 from the rows ``process`` staged (the outbox had nothing older pending)."""
+        for sink, topic in (("examples", self.topics.examples), ("dlq", self.topics.dlq)):
+            segments = staged.get(sink)
+            if not segments:
+                continue
+            rows = [row for _, seg in segments for row in seg]
+            self.sink.send_rows(topic, rows)
+            first, last_seg = segments[-1]
+            self.engine.ack(p, sink, first + len(last_seg) - 1)  # type: ignore[arg-type]
+            if sink == "examples":
+                self.metrics.count_examples([_example_kind(k, h) for k, _, h in rows])
+                self.summary.examples += len(rows)
+            else:
+                self.metrics.count_dlq([_reason(h) for _, _, h in rows])
+                self.summary.dlq += len(rows)
+
+    def outbox(self, p: int) -> dict[str, int]:
+        part = self.engine.stats().partitions.get(p)
+        return dict(part.outbox) if part is not None else {}
+
+    def seal(self, p: int, min_rows: int) -> int:
+        """Seal, write and ack archive chunks while ``min_rows`` rows wait; returns how many."""
+        n = 0
+        while (chunk := self.engine.seal_archive(p, min_rows)) is not None:
+            self.write_chunk(chunk)
+            n += 1
+        return n
+
+    def write_chunk(self, chunk: ArchiveChunk) -> None:
+        self.writer.write(chunk, self.archive_dir)
+        self.engine.ack_archive(chunk)
+        self.metrics.count_archive(len(chunk.rows))
+        self.summary.archive_rows += len(chunk.rows)
+
+
+def _example_kind(key: bytes, headers: list[tuple[str, bytes]]) -> str:
+    """The example's kind: its ``kind`` header, else the key's ``impression_id:kind``."""
+    for k, v in headers:
+        if k == "kind":
+            return v.decode("utf-8", "replace")
+    parts = key.decode("utf-8", "replace").split(":")
+    return parts[1] if len(parts) > 1 else "unknown"
+
+
+def _reason(headers: list[tuple[str, bytes]]) -> str:
+    for k, v in headers:
+        if k == "reason":
+            return v.decode("utf-8", "replace")
+    return "unknown"
