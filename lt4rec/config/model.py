@@ -51,12 +51,22 @@ class PruneConfig:
     # CVR rounds only run the clicked rows (~CTR of every batch) through the network, so
     # they are ~1/CTR times cheaper per batch and can afford a larger fraction of the data.
     cvr_round_fraction: float = 1.0
+    # Joint training starts from the initial weights ("init") or from the tickets' merged
+    # rewind-step states ("rewind": the ticket is the mask WITH its step-k weights).
+    # (chosen on validation, 1M simulator, seeds 0-2: valid CTR AUC +0.004, CVR +0.001)
+    joint_start: Literal["init", "rewind"] = "rewind"
+    # Per-round pruning rate of the CVR ticket (None: ``rate``); a sparser CVR ticket
+    # regularises the label-poor task: 0.6 -> CVR density 0.4^2 = 0.16 after 2 rounds
+    # (valid CVR AUC +0.0026 over ``rate`` on the 1M simulator, seeds 0-2; 0.7 / 0.8 no better).
+    cvr_rate: float | None = 0.6
 
     def __post_init__(self) -> None:
         if self.rounds < 0:
             raise ValueError("rounds must be >= 0")
         if not 0 < self.rate < 1:
             raise ValueError("rate must be in (0, 1)")
+        if self.cvr_rate is not None and not 0 < self.cvr_rate < 1:
+            raise ValueError("cvr_rate must be in (0, 1)")
         if self.rewind_step < 0:
             raise ValueError("rewind_step must be >= 0")
         if not 0 < self.max_density <= 1:

@@ -7,6 +7,8 @@ weights (and optimiser state) are rewound to the initial weights or to training 
 ``rewind_step``, and the network is retrained. Each round is scored on **validation** data
 and the mask is chosen with ``select`` (``best_valid``: the best validation AUC among rounds
 whose MLP density is <= ``max_density``, else the sparsest round; ``last``: the last round).
+With ``rewind = "step"`` the ticket also carries the model state at step k of the dense round
+(``Ticket.rewind_state``), from which the joint phase may start (:mod:`lt4rec.pruning.rewind`).
 
 Speed: ``fit`` gives every round ``steps_per_round`` = ``round_fraction`` (CTR) or
 ``cvr_round_fraction`` (CVR) of an epoch of batches of the freshly shuffled training data,
@@ -52,6 +54,8 @@ class Ticket:
     mask: Mask
     selected_round: int
     rounds: tuple[RoundResult, ...]
+    # The whole model's state at the rewind step of the dense round (None: rewind to init).
+    rewind_state: dict[str, torch.Tensor] | None = None
 
 
 def select_round(rounds: list[RoundResult], hp: PruneConfig) -> int:
@@ -142,4 +146,5 @@ def find_ticket(
             trained = {n: params[n].detach() for n in names}
             mask = prune(trained, mask, prune_cfg)
     chosen = select_round(results, prune_cfg)
-    return Ticket(task, masks[chosen], chosen, tuple(results))
+    state = None if rewind[1] is None else rewind[0]
+    return Ticket(task, masks[chosen], chosen, tuple(results), state)

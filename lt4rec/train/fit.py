@@ -2,7 +2,9 @@
 
 Flow: encode train/valid/test with the spec (normalizer fitted on train only) -> build the
 model from ONE seed -> for ``sparse_sharing`` search each task's ticket by IMP on validation
-(:mod:`lt4rec.pruning.imp`) and install the masks on the shared initial weights -> joint
+(:mod:`lt4rec.pruning.imp`; the CVR ticket may use its own rate, ``prune.cvr_rate``) and
+install the masks on the shared initial weights, or with ``prune.joint_start = "rewind"`` on
+the tickets' merged step-k states (:mod:`lt4rec.pruning.rewind`) -> joint
 training for ``train.epochs`` epochs, keeping the epoch with the best validation
 CTR AUC + CVR AUC -> test metrics (and oracle metrics when the test file has the simulator's
 ``p_click`` / ``p_conversion`` columns) -> JSON, plots and checkpoint.
@@ -10,6 +12,7 @@ CTR AUC + CVR AUC -> test metrics (and oracle metrics when the test file has the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -28,6 +31,7 @@ from lt4rec.models import build_model
 from lt4rec.models.blocks import MultiTaskModel
 from lt4rec.models.sparse_sharing import SparseSharing
 from lt4rec.pruning.imp import RoundResult, Ticket, find_ticket
+from lt4rec.pruning.rewind import merge_rewind_states
 from lt4rec.report.sharing import sharing_report
 from lt4rec.train.loop import make_optimizer, predict, train_step
 from lt4rec.train.progress import log, track
@@ -123,19 +127,25 @@ def run_fit(
                     f"valid_auc={r.valid_auc:.4f} ({r.seconds:.1f}s)"
                 )
 
+            pcfg = cfg.prune
+            if task == "cvr" and pcfg.cvr_rate is not None:
+                pcfg = dataclasses.replace(pcfg, rate=pcfg.cvr_rate)
             tickets[task] = find_ticket(
                 task,
                 model,
                 init_state,
                 lambda: train_ds.batches(bs, shuffle=True, generator=gen),
                 lambda: eval_batches(valid_ds),
-                cfg.prune,
+                pcfg,
                 cfg.train,
                 device,
                 steps,
                 on_round=report,
             )
-        model.load_state_dict(init_state)
+        if cfg.prune.joint_start == "rewind":
+            model.load_state_dict(merge_rewind_states(init_state, tickets))
+        else:
+            model.load_state_dict(init_state)
         for task, ticket in tickets.items():
             model.set_masks(task, dict(ticket.mask))
     prune_s = time.perf_counter() - t_prune

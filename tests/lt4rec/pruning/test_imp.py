@@ -106,3 +106,10 @@ def test_embedding_pruning_request_is_a_clear_error(setup):
             torch.device("cpu"),
             steps_per_round=2,
         )
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.0, -0.2, 1.5])
+def test_cvr_rate_must_be_a_fraction(bad):
+    with pytest.raises(ValueError, match="cvr_rate"):
+        PruneConfig(cvr_rate=bad)
+    assert PruneConfig(cvr_rate=0.6).cvr_rate == 0.6

@@ -163,3 +163,27 @@ def test_oracle_columns_present_in_simulated_test(sim):
     assert {"p_click", "p_conversion"} <= set(
         pq.ParquetFile(sim / "test.parquet").schema_arrow.names
     )
+
+
+@pytest.mark.parametrize("joint_start", ["init", "rewind"])
+def test_fit_per_task_cvr_rate_and_joint_start(sim, tmp_path, joint_start):
+    from lt4rec.config import load_app_config
+    from lt4rec.train.fit import run_fit
+
+    sets = [*SMALL, "train.epochs=1", "prune.cvr_rate=0.75", "prune.select=last"]
+    sets.append(f"prune.joint_start={joint_start}")
+    m = run_fit(
+        load_app_config(None, sets),
+        sim / "train.parquet",
+        sim / "valid.parquet",
+        sim / "test.parquet",
+        sim / "spec.json",
+    )
+    torch.set_num_threads(1)
+    ctr = [r["density"] for r in m["pruning"]["ctr"]["rounds"]]
+    cvr = [r["density"] for r in m["pruning"]["cvr"]["rounds"]]
+    assert ctr[1] == pytest.approx(0.5, abs=0.02)  # prune.rate
+    assert cvr[1] == pytest.approx(0.25, abs=0.02)  # prune.cvr_rate
+    assert m["density_ctr"] == pytest.approx(ctr[-1]) and m["density_cvr"] == pytest.approx(cvr[-1])
+    assert m["density_cvr"] < m["density_ctr"] < 1.0
+    assert m["cvr_auc"] == m["cvr_auc"] and m["ctr_auc"] == m["ctr_auc"]  # not NaN
