@@ -223,18 +223,9 @@ def load_events(
 
 def make_producer(kafka: KafkaConfig) -> Any:
     """A batching, idempotent producer for bulk replay."""
-    from kafka import KafkaProducer
+    from streamer.kafka.producer import make_producer as _make
 
-    return KafkaProducer(
-        bootstrap_servers=kafka.bootstrap,
-        client_id=f"{kafka.client_id}-replay",
-        bootstrap_timeout_ms=kafka.bootstrap_timeout_ms,
-        enable_idempotence=True,
-        acks="all",
-        linger_ms=kafka.linger_ms,
-        batch_size=kafka.batch_bytes,
-        max_request_size=max(1_048_576, kafka.max_message_bytes + 65_536),
-    )
+    return _make(kafka, "replay")
 
 
 def replay(

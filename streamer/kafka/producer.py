@@ -65,20 +65,25 @@ def record_fits(producer: Any, key: bytes, value: bytes, headers: list[tuple[str
     return bool(size <= producer.config["max_request_size"])
 
 
+def make_producer(kafka: KafkaConfig, client_suffix: str) -> Any:
+    """An idempotent (acks=all), batching producer sized for ``kafka.max_message_bytes``."""
+    return KafkaProducer(
+        bootstrap_servers=kafka.bootstrap,
+        client_id=f"{kafka.client_id}-{client_suffix}",
+        bootstrap_timeout_ms=kafka.bootstrap_timeout_ms,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=kafka.linger_ms,
+        batch_size=kafka.batch_bytes,
+        max_request_size=max(1_048_576, kafka.max_message_bytes + 65_536),
+    )
+
+
 class ProducerSink:
     """Sends staged outputs and blocks until the broker acknowledged all of them."""
 
     def __init__(self, kafka: KafkaConfig, client_suffix: str = "sink") -> None:
-        self.producer: Any = KafkaProducer(
-            bootstrap_servers=kafka.bootstrap,
-            client_id=f"{kafka.client_id}-{client_suffix}",
-            bootstrap_timeout_ms=kafka.bootstrap_timeout_ms,
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=kafka.linger_ms,
-            batch_size=kafka.batch_bytes,
-            max_request_size=max(1_048_576, kafka.max_message_bytes + 65_536),
-        )
+        self.producer: Any = make_producer(kafka, client_suffix)
         self._fast: bool | None = None  # fast_path_supported, decided at the first send
 
     def send(self, topic: str, outputs: Sequence[Output]) -> None:

@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lt4rec.config import KafkaConfig, TopicsConfig
+from lt4rec.config import KafkaConfig
 from streamer.events import Impression, parse_event
 from streamer.replay import ReplayError, key_partitions, load_events, replay
+from tests.streamer.topics import topics_under
 
 T0 = 1_793_491_200_000  # 2026-11-01 00:00 UTC
 SPEC = {
@@ -144,14 +145,7 @@ def test_replay_produces_keyed_co_partitioned_events(
     events = load_events(write_sim(tmp_path / "d", ts, clicks, convs))
     kafka = KafkaConfig(bootstrap=kafka_bootstrap)
     base = unique_name("rp")
-    topics = TopicsConfig(
-        impressions=f"{base}.imp",
-        clicks=f"{base}.clk",
-        conversions=f"{base}.cnv",
-        examples=f"{base}.ex",
-        dlq=f"{base}.dlq",
-        partitions=3,
-    )
+    topics = topics_under(base, partitions=3)
     ensure_topics(kafka, topics)
     stats = replay(events, kafka, topics, workers=workers)
     assert (stats.impressions, stats.clicks, stats.conversions) == (n, 100, 50)

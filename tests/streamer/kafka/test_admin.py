@@ -12,19 +12,13 @@ from streamer.kafka.admin import (
     input_partitions,
     partition_counts,
 )
+from tests.streamer.topics import topics_under
 
 pytestmark = pytest.mark.kafka
 
 
 def _topics(base: str, partitions: int = 3) -> TopicsConfig:
-    return TopicsConfig(
-        impressions=f"{base}.imp",
-        clicks=f"{base}.clk",
-        conversions=f"{base}.cnv",
-        examples=f"{base}.ex",
-        dlq=f"{base}.dlq",
-        partitions=partitions,
-    )
+    return topics_under(base, partitions)
 
 
 def test_ensure_topics_creates_all_five_and_is_idempotent(kafka_bootstrap, unique_name):

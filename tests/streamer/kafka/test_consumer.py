@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from kafka import KafkaProducer, TopicPartition
 
-from lt4rec.config import KafkaConfig, TopicsConfig
+from lt4rec.config import KafkaConfig
 from streamer.kafka.admin import ensure_topics
 from streamer.kafka.consumer import JoinRebalanceListener, consumer_lag, make_consumer
+from tests.streamer.topics import topics_under
 
 
 class Owner:
@@ -44,14 +45,7 @@ def test_range_assignment_gives_every_input_topic_and_lag(kafka_bootstrap, uniqu
         session_timeout_ms=6000,
         heartbeat_interval_ms=1000,
     )
-    topics = TopicsConfig(
-        impressions=f"{base}.imp",
-        clicks=f"{base}.clk",
-        conversions=f"{base}.cnv",
-        examples=f"{base}.ex",
-        dlq=f"{base}.dlq",
-        partitions=2,
-    )
+    topics = topics_under(base, partitions=2)
     ensure_topics(kafka, topics)
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
     for i in range(10):

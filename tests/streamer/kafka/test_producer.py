@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from lt4rec.config import KafkaConfig, TopicsConfig
+from lt4rec.config import KafkaConfig
 from streamer.dlq import HEADERS, DlqRecord, make_headers, read_dlq
 from streamer.kafka.admin import ensure_topics
 from streamer.kafka.producer import ProducerSink
 from streamer.store.base import Output
+from tests.streamer.topics import topics_under
 
 pytestmark = pytest.mark.kafka
 
@@ -16,14 +17,7 @@ pytestmark = pytest.mark.kafka
 def test_dlq_outputs_round_trip_through_the_broker(kafka_bootstrap, unique_name):
     base = unique_name("snk")
     kafka = KafkaConfig(bootstrap=kafka_bootstrap)
-    topics = TopicsConfig(
-        impressions=f"{base}.imp",
-        clicks=f"{base}.clk",
-        conversions=f"{base}.cnv",
-        examples=f"{base}.ex",
-        dlq=f"{base}.dlq",
-        partitions=2,
-    )
+    topics = topics_under(base, partitions=2)
     ensure_topics(kafka, topics)
     outs = [
         Output(

@@ -8,18 +8,13 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.partitioner.default import murmur2
 
-from lt4rec.config import KafkaConfig, TopicsConfig
+from lt4rec.config import KafkaConfig
 from streamer.kafka.admin import ensure_topics
 from streamer.kafka.producer import ProducerSink, fast_path_supported
 from streamer.store.base import Output
+from tests.streamer.topics import topics_under
 
 pytestmark = pytest.mark.kafka
-
-
-def topics_named(base: str, partitions: int) -> TopicsConfig:
-    return TopicsConfig(impressions=f"{base}.imp", clicks=f"{base}.clk",
-                        conversions=f"{base}.cnv", examples=f"{base}.ex", dlq=f"{base}.dlq",
-                        partitions=partitions)  # fmt: skip
 
 
 def _read_all(bootstrap: str, topic: str) -> list[Any]:
@@ -43,7 +38,7 @@ def _read_all(bootstrap: str, topic: str) -> list[Any]:
 
 def test_fast_path_lands_records_where_send_would(kafka_bootstrap, unique_name):
     kafka = KafkaConfig(bootstrap=kafka_bootstrap, max_message_bytes=2000)
-    topics = topics_named(unique_name("fast"), partitions=3)
+    topics = topics_under(unique_name("fast"), partitions=3)
     ensure_topics(kafka, topics)
     big = b"x" * 1_200_000  # over max_request_size: send's own error, not the fast path's
     outs = [
