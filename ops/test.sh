@@ -16,12 +16,14 @@ export LT4REC_TEST_KAFKA="${LT4REC_TEST_KAFKA:-127.0.0.1:${KAFKA_PORT:-9092}}"
 export LT4REC_TEST_PG_URL="${LT4REC_TEST_PG_URL:-postgresql+psycopg://lt4rec:lt4rec@127.0.0.1:${PG_PORT:-5432}/lt4rec_test}"
 
 started=()
+fresh_kafka_dir=""
 cleanup() {
   local rc=$? svc
   for svc in "${started[@]}"; do
     echo "ops/test.sh: stopping $svc (started by this run)" >&2
     bash "ops/$svc/$svc.sh" stop >&2 || true
   done
+  if [ -n "${fresh_kafka_dir:-}" ]; then rm -rf "$fresh_kafka_dir"; fi
   exit "$rc"
 }
 trap cleanup EXIT
@@ -30,6 +32,13 @@ trap 'exit 143' TERM
 
 for svc in kafka postgres; do
   if ! bash "ops/$svc/$svc.sh" status >/dev/null 2>&1; then
+    if [ "$svc" = kafka ] && [ -z "${KAFKA_DATA_DIR:-}" ]; then
+      # A broker this run starts gets an empty data dir, removed again on exit: test topics
+      # never pile up across runs (a developer's running broker is used as it is). Exported,
+      # so nested calls (tests of this script) find the same broker.
+      fresh_kafka_dir="${LT4REC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lt4rec}/kafka-data-test-$$"
+      export KAFKA_DATA_DIR="$fresh_kafka_dir"
+    fi
     started+=("$svc")
     bash "ops/$svc/$svc.sh" start
   fi
