@@ -50,6 +50,17 @@ class Batch:
     def __len__(self) -> int:
         return int(self.click.shape[0])
 
+    def take(self, rows: torch.Tensor) -> Batch:
+        """The rows ``rows`` of every tensor: int64 indices [K] or a bool mask [B]."""
+        return Batch(
+            sparse=self.sparse[rows],
+            multi=self.multi[rows],
+            dense=self.dense[rows],
+            click=self.click[rows],
+            conversion=self.conversion[rows],
+            user=None if self.user is None else self.user[rows],
+        )
+
     def to(self, device: torch.device | str) -> Batch:
         """Copy every tensor to ``device`` (non-blocking where possible)."""
 

@@ -66,14 +66,5 @@ class RandomDataset:
     ) -> Iterator[Batch]:
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-        d = self.data
         for s in range(0, n, batch_size):
-            idx = order[s : s + batch_size]
-            yield Batch(
-                sparse=d.sparse[idx],
-                multi=d.multi[idx],
-                dense=d.dense[idx],
-                click=d.click[idx],
-                conversion=d.conversion[idx],
-                user=None if d.user is None else d.user[idx],
-            )
+            yield self.data.take(order[s : s + batch_size])

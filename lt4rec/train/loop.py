@@ -79,18 +79,6 @@ def task_losses(
     return out
 
 
-def _select(batch: Batch, rows: torch.Tensor) -> Batch:
-    """The rows of ``batch`` where bool ``rows`` [B] is true."""
-    return Batch(
-        sparse=batch.sparse[rows],
-        multi=batch.multi[rows],
-        dense=batch.dense[rows],
-        click=batch.click[rows],
-        conversion=batch.conversion[rows],
-        user=None if batch.user is None else batch.user[rows],
-    )
-
-
 def train_step(
     model: MultiTaskModel,
     batch: Batch,
@@ -107,7 +95,7 @@ def train_step(
     ws: dict[str, list[torch.Tensor]] = {}
     if isinstance(model, SparseSharing):
         if tuple(tasks) == ("cvr",) and not entire:
-            batch = _select(batch, batch.click > 0)  # CVR alone needs the clicked rows only
+            batch = batch.take(batch.click > 0)  # CVR alone needs the clicked rows only
         x = model.embed(batch)  # [B, in_dim]
         clicked = batch.click > 0
         need = set(tasks) | ({"ctr"} if entire and "cvr" in tasks else set())
