@@ -34,11 +34,9 @@ def setup():
     return make
 
 
-@pytest.mark.parametrize("task", ["ctr", "cvr"])
-def test_find_ticket_prunes_each_round_and_selects_on_validation(setup, task):
-    model, init, train, valid, g, hp = setup()
-    seen: list[RoundResult] = []
-    ticket = find_ticket(
+def _find(task, model, init, train, valid, g, hp, steps, **kw):
+    """``find_ticket`` on the fixture's data: batches of 64 / 128, lr 0.01, CPU."""
+    return find_ticket(
         task,
         model,
         init,
@@ -47,9 +45,16 @@ def test_find_ticket_prunes_each_round_and_selects_on_validation(setup, task):
         hp,
         TrainConfig(lr=0.01),
         torch.device("cpu"),
-        steps_per_round=8,
-        on_round=seen.append,
+        steps_per_round=steps,
+        **kw,
     )
+
+
+@pytest.mark.parametrize("task", ["ctr", "cvr"])
+def test_find_ticket_prunes_each_round_and_selects_on_validation(setup, task):
+    model, init, train, valid, g, hp = setup()
+    seen: list[RoundResult] = []
+    ticket = _find(task, model, init, train, valid, g, hp, 8, on_round=seen.append)
     dens = [r.density for r in ticket.rounds]
     assert len(dens) == 3 and dens[0] == 1.0
     assert dens[0] > dens[1] > dens[2]
@@ -63,17 +68,7 @@ def test_find_ticket_prunes_each_round_and_selects_on_validation(setup, task):
 def test_rounds_start_from_the_given_init_and_rewind(setup):
     model, init, train, valid, g, hp = setup(rewind="init")
     before = {k: v.clone() for k, v in init.items()}
-    find_ticket(
-        "ctr",
-        model,
-        init,
-        lambda: train.batches(64, True, g),
-        lambda: valid.batches(128, False),
-        hp,
-        TrainConfig(lr=0.01),
-        torch.device("cpu"),
-        steps_per_round=4,
-    )
+    _find("ctr", model, init, train, valid, g, hp, 4)
     for k, v in init.items():  # the caller's init is never modified
         assert torch.equal(v, before[k])
 
@@ -95,17 +90,7 @@ def test_select_round_rules():
 def test_embedding_pruning_request_is_a_clear_error(setup):
     model, init, train, valid, g, hp = setup(prune_embeddings=True)
     with pytest.raises(ValueError, match="prune_embeddings"):
-        find_ticket(
-            "ctr",
-            model,
-            init,
-            lambda: train.batches(64, True, g),
-            lambda: valid.batches(128, False),
-            hp,
-            TrainConfig(lr=0.01),
-            torch.device("cpu"),
-            steps_per_round=2,
-        )
+        _find("ctr", model, init, train, valid, g, hp, 2)
 
 
 @pytest.mark.parametrize("bad", [0.0, 1.0, -0.2, 1.5])
