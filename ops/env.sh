@@ -56,6 +56,10 @@ if [ ! -x "$local_venv/bin/python" ] || [ "$(cat "$local_venv/.deps" 2>/dev/null
     printf '#!/bin/sh\nexec "$(dirname "$0")/python" -m %s "$@"\n' "$tool" > "$local_venv/bin/$tool"
     chmod +x "$local_venv/bin/$tool"
   done
+  printf '#!/bin/sh\nexec "$(dirname "$0")/python" -c %s "$@"\n' \
+    "'import sys; from importlinter.cli import lint_imports_command as c; sys.exit(c())'" \
+    > "$local_venv/bin/lint-imports"
+  chmod +x "$local_venv/bin/lint-imports"
   ln -sfn "$venv/bin/ruff" "$local_venv/bin/ruff"   # a standalone binary
   echo "$venv" > "$local_venv/.deps"
 fi

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# THE test command (README, CI): lint + type check + the whole pytest suite on real services.
+# THE test command (README, CI): lint + type check + layer contract + the whole pytest suite
+# on real services.
 #
 # Starts Apache Kafka and PostgreSQL when they are not already running, and stops on exit
 # only the ones it started itself, so the shared services of other engineers are left alone.
 # Exits non-zero when any step fails, including pytest exit code 5 (no tests collected).
 #
 # Usage: ops/test.sh [pytest args]     e.g. ops/test.sh tests/lt4rec -x -q
-# Env:   OPS_TEST_LINT=0 skips ruff + mypy (quick reruns of a few tests; CI never sets it)
+# Env:   OPS_TEST_LINT=0 skips ruff + mypy + lint-imports (quick reruns of a few tests; CI never sets it)
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -57,6 +58,7 @@ step() {  # step NAME CMD...: run one check, remember a failure, keep going
 if [ "${OPS_TEST_LINT:-1}" != 0 ]; then
   step "ruff check" "$venv/bin/ruff" check .
   step "mypy" "$venv/bin/mypy"
+  step "import layers" "$venv/bin/lint-imports" --no-cache
 fi
 step "pytest" "$venv/bin/pytest" "$@"   # any non-zero, including 5 = no tests, fails
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from checkpoints.fit import save_fit
 from lt4rec.config import AppConfig
 from lt4rec.data.simulator import SPLITS, simulate
 from lt4rec.train.fit import run_fit
@@ -85,7 +86,7 @@ def run_pipeline(cfg: AppConfig, *, stream: bool = True, log: Log = print) -> di
     summary["simulate"] = {"seconds": round(done(), 2), **_plain(sim)}
 
     done = _stage(log, f"fit {cfg.model.name}")
-    metrics = run_fit(
+    result = run_fit(
         cfg,
         sim_dir / "train.parquet",
         sim_dir / "valid.parquet",
@@ -93,8 +94,9 @@ def run_pipeline(cfg: AppConfig, *, stream: bool = True, log: Log = print) -> di
         sim_dir / "spec.json",
         json_out=fit_dir / "metrics.json",
         plots_dir=fit_dir / "plots",
-        checkpoint=work / "checkpoints" / f"{cfg.model.name}.ckpt",
     )
+    save_fit(work / "checkpoints" / f"{cfg.model.name}.ckpt", cfg, result)
+    metrics = result.metrics
     summary["fit"] = {"seconds": round(done(), 2)} | {
         k: metrics[k] for k in ("ctr_auc", "cvr_auc", "ctcvr_auc", "ctr_gauc") if k in metrics
     }

@@ -136,7 +136,7 @@ def pending_rss(args: argparse.Namespace, kafka: KafkaConfig, work: Path) -> dic
     cfg = app_config(kafka, topics, work / "pending",
                      joiner={"click_window_s": 30 * day, "attribution_window_s": 30 * day,
                              "max_pending": max(args.pending * 2, 2_000_000)})  # fmt: skip
-    cmd = [sys.executable, "-m", "lt4rec.cli.main", "streamer", "--config",
+    cmd = [sys.executable, "-m", "lt4rec_cli.main", "streamer", "--config",
            str(work / "pending" / "joiner.toml"), "--exit-when-idle", "5"]  # fmt: skip
     start = time.monotonic()
     proc = subprocess.Popen(cmd)

@@ -86,6 +86,7 @@ def prepare_data(args: argparse.Namespace, dataset: str, cfg: Any) -> Path:
 
 def run_one(args: argparse.Namespace, data: Path, run_dir: Path, model: str, seed: int) -> dict:
     """Train one model x seed (or load its JSON when it already exists)."""
+    from checkpoints.fit import save_fit
     from lt4rec.config import load_app_config
     from lt4rec.train.fit import run_fit
 
@@ -99,10 +100,13 @@ def run_one(args: argparse.Namespace, data: Path, run_dir: Path, model: str, see
     cfg = load_app_config(args.config, [*args.sets, f"model.name={model}", f"train.seed={seed}"])
     print(f"[fit] {model} seed {seed} on {data}", flush=True)
     start = time.perf_counter()
-    metrics = run_fit(
+    result = run_fit(
         cfg, data / "train.parquet", data / "valid.parquet", data / "test.parquet",
-        data / "spec.json", json_out=json_path, checkpoint=ckpt, progress=False,
+        data / "spec.json", json_out=json_path, progress=False,
     )  # fmt: skip
+    if ckpt is not None:
+        save_fit(ckpt, cfg, result)
+    metrics = result.metrics
     took = time.perf_counter() - start
     auc = f"ctr_auc={metrics.get('ctr_auc'):.4f} cvr_auc={metrics.get('cvr_auc'):.4f}"
     print(f"[done] {model} seed {seed}: {auc} in {took:.0f}s", flush=True)

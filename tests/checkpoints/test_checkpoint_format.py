@@ -13,8 +13,8 @@ from checkpoints.format import MAGIC
 from lt4rec.config import AppConfig
 from lt4rec.config.model import ModelConfig
 from lt4rec.data.batch import TASKS
-from lt4rec.models import build_model
-from lt4rec.testing import random_batch, random_schema
+from lt4rec.models import MODELS, build_model
+from lt4rec.testing import check_model, random_batch, random_schema
 from lt4rec.train.loop import make_optimizer, train_step
 
 
@@ -127,3 +127,17 @@ def test_dense_model_round_trip_with_model_config_only(tmp_path):
     ck = load_checkpoint(tmp_path / "d.ckpt")
     assert ck.masks == {} and ck.optimizer is None and ck.config is None
     assert ck.build_model().state_dict().keys() == model.state_dict().keys()
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_passes_the_shared_check_through_the_file_format(name, tmp_path):
+    """``check_model`` with its round trip through a checkpoint file (format + build_model)."""
+
+    def through_file(model, cfg, optimizer):
+        path = save_checkpoint(tmp_path / f"{name}.ckpt", model, config=cfg, optimizer=optimizer)
+        ck = load_checkpoint(path)
+        assert ck.optimizer is not None and set(ck.optimizer) == set(optimizer)
+        return ck.build_model()
+
+    torch.set_num_threads(1)
+    check_model(name, roundtrip=through_file)

@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from lt4rec.cli.main import app
+from lt4rec_cli.main import app
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -21,14 +21,14 @@ def test_registry_has_all_seven_models():
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_check_model(name, tmp_path):
+def test_check_model(name):
     torch.set_num_threads(1)
-    check_model(name, workdir=tmp_path)
+    check_model(name)
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_check_model_without_multi_or_dense_fields(name, tmp_path):
-    check_model(name, schema=random_schema(n_sparse=2, n_multi=0, n_dense=0), workdir=tmp_path)
+def test_check_model_without_multi_or_dense_fields(name):
+    check_model(name, schema=random_schema(n_sparse=2, n_multi=0, n_dense=0))
 
 
 def test_unknown_model_name_is_a_clear_error():

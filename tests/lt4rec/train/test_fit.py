@@ -11,9 +11,9 @@ import torch
 from typer.testing import CliRunner
 
 from checkpoints import load_checkpoint
-from lt4rec.cli.main import app
 from lt4rec.config import SimConfig
 from lt4rec.data.simulator import simulate
+from lt4rec_cli.main import app
 
 SMALL = [
     "data.hash_buckets=1009",
@@ -132,10 +132,10 @@ def test_fit_is_deterministic_for_a_seed(sim, tmp_path):
     cfg = load_app_config(None, [*SMALL, "model.name=shared_bottom", "train.epochs=1"])
     a = run_fit(
         cfg, sim / "train.parquet", sim / "valid.parquet", sim / "test.parquet", sim / "spec.json"
-    )
+    ).metrics
     b = run_fit(
         cfg, sim / "train.parquet", sim / "valid.parquet", sim / "test.parquet", sim / "spec.json"
-    )
+    ).metrics
     assert a["ctr_auc"] == b["ctr_auc"] and a["cvr_auc"] == b["cvr_auc"]
     torch.set_num_threads(1)
 
@@ -178,7 +178,7 @@ def test_fit_per_task_cvr_rate_and_joint_start(sim, tmp_path, joint_start):
         sim / "valid.parquet",
         sim / "test.parquet",
         sim / "spec.json",
-    )
+    ).metrics
     torch.set_num_threads(1)
     ctr = [r["density"] for r in m["pruning"]["ctr"]["rounds"]]
     cvr = [r["density"] for r in m["pruning"]["cvr"]["rounds"]]

@@ -103,7 +103,7 @@ def spawn_joiner(env: StreamEnv, idle_s: float, log: Path) -> subprocess.Popen:
     cmd = [
         sys.executable,
         "-m",
-        "lt4rec.cli.main",
+        "lt4rec_cli.main",
         "streamer",
         "--config",
         str(env.path),

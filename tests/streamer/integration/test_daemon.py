@@ -21,7 +21,7 @@ from tests.streamer.integration.streamer_it_support import (
     wait_progress,
 )
 
-LT4REC = [sys.executable, "-m", "lt4rec.cli.main"]
+LT4REC = [sys.executable, "-m", "lt4rec_cli.main"]
 
 
 def _free_port() -> int:

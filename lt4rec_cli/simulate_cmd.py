@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from lt4rec.cli.common import ConfigOpt, SetOpt, fail, load_cli_config
+from lt4rec_cli.common import ConfigOpt, SetOpt, fail, load_cli_config
 
 
 def simulate_command(

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from lt4rec.cli.common import ConfigOpt, SetOpt, fail, load_cli_config
+from lt4rec_cli.common import ConfigOpt, SetOpt, fail, load_cli_config
 
 stream_app = typer.Typer(
     help="Event-stream tools (replay simulator data into Kafka).", no_args_is_help=True

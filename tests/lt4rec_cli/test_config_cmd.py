@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lt4rec.cli.main import app
 from lt4rec.config import AppConfig, load_app_config, to_dict
+from lt4rec_cli.main import app
 
 Invoke = Callable[..., tuple[int, str, str]]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from lt4rec.cli.common import ConfigOpt, SetOpt, load_cli_config
 from lt4rec.config import to_toml
+from lt4rec_cli.common import ConfigOpt, SetOpt, load_cli_config
 
 app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 

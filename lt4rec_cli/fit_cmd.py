@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from lt4rec.cli.common import ConfigOpt, SetOpt, fail, load_cli_config
+from lt4rec_cli.common import ConfigOpt, SetOpt, fail, load_cli_config
 
 
 def fit_command(
@@ -39,15 +39,19 @@ def fit_command(
     if seed is not None:
         sets.append(f"train.seed={seed}")
     cfg = load_cli_config(config, sets)
+    from checkpoints.fit import save_fit
     from lt4rec.data import DataError, SpecError
     from lt4rec.train.fit import run_fit
 
     try:
-        metrics = run_fit(cfg, train, valid, test, features, json_out, plots, checkpoint)
+        result = run_fit(cfg, train, valid, test, features, json_out, plots)
+        if checkpoint is not None:
+            save_fit(checkpoint, cfg, result)
     except (DataError, SpecError, FileNotFoundError) as exc:
         raise fail(str(exc)) from exc
     except ValueError as exc:
         raise fail(f"fit failed: {exc}") from exc
+    metrics = result.metrics
     keys = ("ctr_auc", "cvr_auc", "ctcvr_auc", "density_ctr", "density_cvr", "train_seconds")
     summary = {k: metrics[k] for k in keys if k in metrics}
     typer.echo(json.dumps({"model": cfg.model.name, **summary}))

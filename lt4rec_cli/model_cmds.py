@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from lt4rec.cli import fit_cmd, simulate_cmd
+from lt4rec_cli import fit_cmd, simulate_cmd
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
-from lt4rec.cli.main import app
+from lt4rec_cli.main import app
 
 runner = CliRunner()
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from lt4rec.cli.common import ConfigOpt, SetOpt, fail, load_cli_config
+from lt4rec_cli.common import ConfigOpt, SetOpt, fail, load_cli_config
 
 
 def run(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from lt4rec.cli import config_cmd, model_cmds, pipeline_cmd, stream_cmds
+from lt4rec_cli import config_cmd, model_cmds, pipeline_cmd, stream_cmds
 
 app = typer.Typer(
     name="lt4rec",

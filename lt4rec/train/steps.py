@@ -1,0 +1,297 @@
+"""The steps of training that ``lt4rec fit``, the re-pruning job and the online worker compose.
+
+Each step is one function with explicit inputs (no hidden globals, no checkpoint I/O):
+
+1. :func:`load_splits` — encode train / valid / test with one feature spec, the dense
+   normalizer fitted on train only;
+2. :func:`init_model` — ONE seeded initialisation shared by every task's ticket search;
+3. :func:`search_tickets` — per-task IMP with rewinding on **validation** data, then
+   :func:`install_tickets` puts the masks (and the rewind-step weights) on the model;
+4. :func:`train_joint` — joint training of every task on ``W ⊙ M_task``, keeping the best
+   validation epoch;
+5. :func:`evaluate` / :func:`model_report` — metrics of a model on a split, its density.
+
+Data arrives through the :class:`BatchSource` protocol, so an in-memory
+:class:`~lt4rec.data.dataset.EncodedDataset` and a streamed archive window both fit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+from lt4rec.config import AppConfig
+from lt4rec.data import FeatureSpec, Normalizer, field_schema, load_parquet, parquet_files
+from lt4rec.data.batch import TASKS, Batch, FieldSchema
+from lt4rec.data.dataset import EncodedDataset
+from lt4rec.metrics.evaluate import evaluate_predictions, oracle_metrics
+from lt4rec.models import build_model
+from lt4rec.models.blocks import MultiTaskModel
+from lt4rec.models.sparse_sharing import SparseSharing
+from lt4rec.pruning.imp import RoundResult, Ticket, find_ticket
+from lt4rec.pruning.rewind import merge_rewind_states
+from lt4rec.report.sharing import sharing_report
+from lt4rec.train.loop import make_optimizer, predict, train_step
+from lt4rec.train.optim import TaskMaskedAdam
+from lt4rec.train.progress import log, track
+
+State = dict[str, torch.Tensor]
+
+
+class BatchSource(Protocol):
+    """Rows that can be iterated in mini-batches (in memory or streamed from files)."""
+
+    def __len__(self) -> int: ...
+
+    def batches(
+        self, batch_size: int, shuffle: bool, generator: torch.Generator | None = None
+    ) -> Iterator[Batch]: ...
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; otherwise ``torch.device(name)``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"train.device={name!r} but CUDA is not available")
+    return dev
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Encoded train / valid / test data of one feature spec (normalizer fitted on train)."""
+
+    train: EncodedDataset
+    valid: EncodedDataset
+    test: EncodedDataset | None
+    spec: FeatureSpec
+    normalizer: Normalizer
+    schema: FieldSchema
+    seconds: float
+
+
+def load_splits(
+    cfg: AppConfig,
+    train: str | Path,
+    valid: str | Path,
+    test: str | Path | None,
+    features: str | Path,
+) -> Splits:
+    """Read and encode the splits; the dense normalizer is fitted on ``train`` only."""
+    t0 = time.perf_counter()
+    spec = FeatureSpec.load(features)
+    train_ds, norm = load_parquet(train, spec, cfg.data)
+    valid_ds, _ = load_parquet(valid, spec, cfg.data, norm)
+    test_ds = load_parquet(test, spec, cfg.data, norm)[0] if test is not None else None
+    seconds = time.perf_counter() - t0
+    n_test = len(test_ds) if test_ds is not None else 0
+    log(f"loaded train={len(train_ds)} valid={len(valid_ds)} test={n_test} rows in {seconds:.1f}s")
+    return Splits(train_ds, valid_ds, test_ds, spec, norm, field_schema(spec, cfg.data), seconds)
+
+
+def init_model(
+    cfg: AppConfig, schema: FieldSchema, device: torch.device
+) -> tuple[MultiTaskModel, State]:
+    """The model from ONE seed (``train.seed``) and a copy of its initial state."""
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg.model, schema).to(device)
+    init_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return model, init_state
+
+
+def eval_batches(ds: BatchSource, batch_size: int) -> Iterator[Batch]:
+    """Batches of ``ds`` in order, large (evaluation needs no gradient memory)."""
+    return ds.batches(max(batch_size, 8192), shuffle=False)
+
+
+def search_tickets(
+    cfg: AppConfig,
+    model: MultiTaskModel,
+    init_state: State,
+    train: BatchSource,
+    valid: BatchSource,
+    device: torch.device,
+    gen: torch.Generator,
+    on_round: Callable[[str, RoundResult], None] | None = None,
+) -> dict[str, Ticket]:
+    """Every task's winning ticket (empty for dense models or ``prune.rounds = 0``)."""
+    if not isinstance(model, SparseSharing) or cfg.prune.rounds <= 0:
+        return {}
+    bs = cfg.data.batch_size
+    tickets: dict[str, Ticket] = {}
+    for task in TASKS:
+        frac = cfg.prune.cvr_round_fraction if task == "cvr" else cfg.prune.round_fraction
+        steps = max(1, round(frac * cfg.train.epochs * len(train) / bs))
+
+        def report(r: RoundResult, task: str = task) -> None:
+            log(
+                f"prune {task} round {r.round}: density={r.density:.3f} "
+                f"valid_auc={r.valid_auc:.4f} ({r.seconds:.1f}s)"
+            )
+            if on_round is not None:
+                on_round(task, r)
+
+        pcfg = cfg.prune
+        if task == "cvr" and pcfg.cvr_rate is not None:
+            pcfg = dataclasses.replace(pcfg, rate=pcfg.cvr_rate)
+        tickets[task] = find_ticket(
+            task,
+            model,
+            init_state,
+            lambda: train.batches(bs, shuffle=True, generator=gen),
+            lambda: eval_batches(valid, bs),
+            pcfg,
+            cfg.train,
+            device,
+            steps,
+            on_round=report,
+        )
+    return tickets
+
+
+def install_tickets(
+    cfg: AppConfig, model: MultiTaskModel, init_state: State, tickets: dict[str, Ticket]
+) -> None:
+    """Masks on the model; weights from init or the tickets' merged rewind states."""
+    if not tickets:
+        return
+    assert isinstance(model, SparseSharing)
+    if cfg.prune.joint_start == "rewind":
+        model.load_state_dict(merge_rewind_states(init_state, tickets))
+    else:
+        model.load_state_dict(init_state)
+    for task, ticket in tickets.items():
+        model.set_masks(task, dict(ticket.mask))
+
+
+def _valid_score(m: dict[str, float]) -> float:
+    return float(sum(m[k] for k in ("ctr_auc", "cvr_auc") if m[k] == m[k]))
+
+
+@dataclass
+class JointResult:
+    """What joint training did; the model holds the best epoch's weights afterwards."""
+
+    optimizer: TaskMaskedAdam
+    best_epoch: int  # 1-based
+    epochs_run: int
+    valid_metrics: dict[str, float]
+    examples: int  # training rows seen
+    steps: int
+    seconds: float
+
+
+def train_joint(
+    cfg: AppConfig,
+    model: MultiTaskModel,
+    train: BatchSource,
+    valid: BatchSource,
+    device: torch.device,
+    gen: torch.Generator,
+    progress: bool | None = None,
+) -> JointResult:
+    """Train every task for ``train.epochs`` epochs; keep the best validation epoch."""
+    opt = make_optimizer(model, cfg.train.lr, cfg.train.weight_decay)
+    bs = cfg.data.batch_size
+    best: tuple[float, int, State, dict[str, float]] | None = None
+    t0 = time.perf_counter()
+    n_seen = steps = epochs_run = 0
+    steps_per_epoch = (len(train) + bs - 1) // bs
+    for epoch in range(cfg.train.epochs):
+        epochs_run = epoch + 1
+        batches = train.batches(bs, shuffle=True, generator=gen)
+        for batch in track(
+            batches, steps_per_epoch, f"{cfg.model.name} epoch {epoch + 1}", progress
+        ):
+            train_step(
+                model,
+                batch.to(device),
+                opt,
+                cvr_loss=cfg.train.cvr_loss,
+                cvr_weight=cfg.train.cvr_weight,
+            )
+            n_seen += len(batch)
+            steps += 1
+        vm = evaluate(model, valid, device, bs, gauc=False)
+        log(f"epoch {epoch + 1}: valid ctr_auc={vm['ctr_auc']:.4f} cvr_auc={vm['cvr_auc']:.4f}")
+        if best is None or _valid_score(vm) > best[0]:
+            state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best = (_valid_score(vm), epoch, state, vm)
+        elif cfg.train.patience and epoch - best[1] >= cfg.train.patience:
+            log(f"early stop after epoch {epoch + 1} (best epoch {best[1] + 1})")
+            break
+    assert best is not None
+    model.load_state_dict(best[2])
+    return JointResult(
+        opt, best[1] + 1, epochs_run, best[3], n_seen, steps, time.perf_counter() - t0
+    )
+
+
+def oracle_columns(path: str | Path, n_rows: int) -> dict[str, np.ndarray] | None:
+    """The simulator's true ``p_click`` / ``p_conversion`` of a file, when it has them."""
+    files = parquet_files(path)
+    names = set(pq.ParquetFile(files[0]).schema_arrow.names)
+    if not {"p_click", "p_conversion"} <= names:
+        return None
+    cols = [pq.read_table(f, columns=["p_click", "p_conversion"]) for f in files]
+    pc = np.concatenate([c.column("p_click").to_numpy() for c in cols]).astype(np.float64)
+    pv = np.concatenate([c.column("p_conversion").to_numpy() for c in cols]).astype(np.float64)
+    return {"p_click": pc, "p_conversion": pv} if pc.size == n_rows else None
+
+
+def evaluate(
+    model: MultiTaskModel,
+    ds: BatchSource,
+    device: torch.device,
+    batch_size: int = 8192,
+    oracle: dict[str, np.ndarray] | None = None,
+    gauc: bool = True,
+) -> dict[str, float]:
+    """AUC / logloss / CTCVR (and GAUC when ``gauc`` and the data has users) of ``model``
+    on ``ds``, plus the oracle's metrics when ``oracle`` is given."""
+    p = predict(model, eval_batches(ds, batch_size), device)
+    user = p.user if gauc else None
+    out = dict(evaluate_predictions(p.p_ctr, p.p_cvr, p.click, p.conversion, user))
+    if oracle is not None:
+        out.update(oracle_metrics(oracle["p_click"], oracle["p_conversion"], p.click, p.conversion))
+    return out
+
+
+def nonzero_params(model: MultiTaskModel) -> int:
+    """Parameters actually used: dense counts all; sparse sharing counts the masks' union."""
+    if not isinstance(model, SparseSharing):
+        return sum(p.numel() for p in model.parameters())
+    n = sum(
+        p.numel()
+        for name, p in model.named_parameters()
+        if not name.endswith(".weight") or name.startswith("embeddings")
+    )
+    for lay in model.masked_layers():
+        union = torch.stack([lay.mask(t) for t in TASKS]).amax(0)
+        n += int(union.sum())
+    return n
+
+
+def model_report(model: MultiTaskModel) -> dict[str, Any]:
+    """Density per task, shared fraction, parameter counts and (sparse sharing) the masks'
+    per-layer sharing report."""
+    masks = model.masks()
+    share = sharing_report(masks) if masks else None
+    out: dict[str, Any] = {
+        f"density_{t}": share["total"][f"density_{t}"] if share else 1.0 for t in TASKS
+    }
+    out["shared_fraction"] = share["total"]["shared_fraction"] if share else 1.0
+    out["nonzero_params"] = nonzero_params(model)
+    out["total_params"] = sum(p.numel() for p in model.parameters())
+    if share:
+        out["sharing"] = share
+    return out
