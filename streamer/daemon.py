@@ -70,7 +70,7 @@ class JoinerDaemon:
         self.summary = RunSummary()
         self.delivery = Delivery(
             self.engine, self.sink, ArchiveWriter(), Path(cfg.archive.dir), cfg.topics,
-            self.metrics, self.summary,
+            self.metrics, self.summary, cfg.joiner.policy,
         )  # fmt: skip
         self.consumer: Any = None
         self._lock = threading.RLock()  # engine access: main loop vs rebalance callbacks

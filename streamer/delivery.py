@@ -5,10 +5,16 @@ sealed into a chunk, written atomically under a name derived from the chunk, the
 ``engine.ack_archive``-ed. A crash between delivery and ack re-delivers the same outputs
 (same keys, same file names), so Kafka sinks are at-least-once and the archive exactly-once.
 The order of the three steps itself lives in :mod:`streamer.daemon`.
+
+Every example carries its **origin** in three headers (:func:`origin_headers`): the join
+partition ``p`` that produced it, its outbox seq in ``p`` and the label policy. A re-delivery
+after a crash repeats the same (partition, seq), so a consumer deduplicates with one
+high-water mark per (examples-topic partition, join partition): bounded state, no key set.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +26,14 @@ from streamer.metrics import JoinerMetrics
 from streamer.store.base import OutRow
 
 DRAIN_BATCH = 5000  # outbox outputs per produce + ack round
+ORIGIN_PARTITION = "lt4rec.partition"  # join partition that staged the example (decimal)
+ORIGIN_SEQ = "lt4rec.seq"  # its outbox seq in that partition (decimal, strictly increasing)
+ORIGIN_POLICY = "lt4rec.policy"  # joiner.policy the example was emitted under
+
+
+def origin_headers(p: int, seq: int, policy: bytes) -> list[tuple[str, bytes]]:
+    """The origin headers of the example staged as ``seq`` in join partition ``p``."""
+    return [(ORIGIN_PARTITION, b"%d" % p), (ORIGIN_SEQ, b"%d" % seq), (ORIGIN_POLICY, policy)]
 
 
 @dataclass
@@ -45,7 +59,9 @@ class Delivery:
         topics: TopicsConfig,
         metrics: JoinerMetrics,
         summary: RunSummary,
+        policy: str,
     ) -> None:
+        self.policy = policy.encode()
         self.engine = engine
         self.sink = sink
         self.writer = writer
@@ -68,7 +84,11 @@ class Delivery:
                 outs = self.engine.pending(p, sink, DRAIN_BATCH)  # type: ignore[arg-type]
                 if not outs:
                     break
-                self.sink.send(topic, outs)
+                if sink == "examples":
+                    seqs = [(o.seq, (o.key, o.value, o.headers)) for o in outs]
+                    self.sink.send_rows(topic, self._with_origin(p, seqs))
+                else:
+                    self.sink.send(topic, outs)
                 self.engine.ack(p, sink, outs[-1].seq)  # type: ignore[arg-type]
                 if sink == "examples":
                     self.metrics.count_examples([_example_kind(o.key, o.headers) for o in outs])
@@ -90,7 +110,11 @@ class Delivery:
             segments = staged.get(sink)
             if not segments:
                 continue
-            rows = [row for _, seg in segments for row in seg]
+            if sink == "examples":
+                seqs = [(first + i, r) for first, seg in segments for i, r in enumerate(seg)]
+                rows = self._with_origin(p, seqs)
+            else:
+                rows = [row for _, seg in segments for row in seg]
             self.sink.send_rows(topic, rows)
             first, last_seg = segments[-1]
             self.engine.ack(p, sink, first + len(last_seg) - 1)  # type: ignore[arg-type]
@@ -100,6 +124,11 @@ class Delivery:
             else:
                 self.metrics.count_dlq([_reason(h) for _, _, h in rows])
                 self.summary.dlq += len(rows)
+
+    def _with_origin(self, p: int, rows: Sequence[tuple[int, OutRow]]) -> list[OutRow]:
+        """``(seq, row)`` pairs of partition ``p`` as rows with their origin headers."""
+        pol = self.policy
+        return [(k, v, [*h, *origin_headers(p, seq, pol)]) for seq, (k, v, h) in rows]
 
     def outbox(self, p: int) -> dict[str, int]:
         part = self.engine.stats().partitions.get(p)

@@ -140,6 +140,31 @@ def read_topic(bootstrap: str, topic: str, idle_ms: int = 2000) -> list:
         consumer.close()
 
 
+def example_origins(records) -> dict[str, set[tuple[int, int]]]:
+    """Example key -> the (join partition, outbox seq) origins it arrived with.
+
+    Also checks the origin contract: every example has the three origin headers, and within
+    one examples-topic partition the seqs of one join partition never go backwards except
+    by repeating a seq already seen (a re-delivery after a crash).
+    """
+    from streamer.delivery import ORIGIN_PARTITION, ORIGIN_POLICY, ORIGIN_SEQ
+
+    out: dict[str, set[tuple[int, int]]] = {}
+    high: dict[tuple[int, int], int] = {}  # (topic partition, join partition) -> max seq
+    seen: dict[tuple[int, int], set[int]] = {}
+    for r in sorted(records, key=lambda r: (r.partition, r.offset)):
+        h = {k: bytes(v).decode() for k, v in r.headers}
+        assert {ORIGIN_PARTITION, ORIGIN_SEQ, ORIGIN_POLICY} <= set(h), h
+        src, seq = int(h[ORIGIN_PARTITION]), int(h[ORIGIN_SEQ])
+        lane = (r.partition, src)
+        if seq <= high.get(lane, -1):
+            assert seq in seen[lane], f"seq {seq} of {lane} went backwards to an unseen seq"
+        high[lane] = max(high.get(lane, -1), seq)
+        seen.setdefault(lane, set()).add(seq)
+        out.setdefault(r.key.decode(), set()).add((src, seq))
+    return out
+
+
 def committed_total(admin, group: str) -> int:
     """Sum of the group's committed offsets (the joiner commits after every batch)."""
     try:

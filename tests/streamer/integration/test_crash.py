@@ -18,8 +18,10 @@ from streamer.replay import ReplayEvents, replay
 from tests.streamer.integration.streamer_it_support import (
     LABEL_COLS,
     archive_frame,
+    example_origins,
     expected_labels,
     group_size,
+    read_topic,
     run_inprocess,
     spawn_joiner,
     wait_progress,
@@ -80,6 +82,11 @@ def test_kill_9_during_a_replay_and_restart_gives_the_uninterrupted_archive(
     final = spawn_joiner(env, idle_s=4.0, log=log)
     children.append(final)
     assert final.wait(timeout=180) == 0, log.read_text()[-3000:]
+    # re-delivered examples repeat their origin: one (partition, seq) per example key
+    # (read before the reference run, which produces to the same examples topic)
+    origins = example_origins(read_topic(env.cfg.kafka.bootstrap, env.cfg.topics.examples))
+    assert len(origins) == len(expected_labels(sim_dir, env.cfg.joiner))
+    assert all(len(o) == 1 for o in origins.values())
     run_inprocess(ref)
     _same_archive(env, ref, sim_dir)
 

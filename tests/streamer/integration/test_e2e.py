@@ -14,6 +14,7 @@ from streamer.replay import read_table, replay
 from tests.streamer.integration.streamer_it_support import (
     LABEL_COLS,
     archive_frame,
+    example_origins,
     expected_labels,
     orphan_conversions,
     read_topic,
@@ -48,6 +49,16 @@ def test_replay_joiner_archive_matches_ground_truth(db_url, stream_env, sim_dir,
     examples = read_topic(cfg.kafka.bootstrap, cfg.topics.examples)
     keys = Counter(r.key.decode() for r in examples)
     assert len(keys) == len(expected) and set(keys.values()) == {1}
+    # origin headers: per join partition the seqs are exactly 0..n-1, one per example
+    origins = example_origins(examples)
+    assert all(len(o) == 1 for o in origins.values())
+    per_src: dict[int, list[int]] = {}
+    for (src, seq), in origins.values():
+        per_src.setdefault(src, []).append(seq)
+    assert all(sorted(v) == list(range(len(v))) for v in per_src.values()), per_src.keys()
+    assert {bytes(v) for r in examples for k, v in r.headers if k == "lt4rec.policy"} == {
+        cfg.joiner.policy.encode()
+    }
     by_id = {json.loads(r.value)["impression_id"]: json.loads(r.value) for r in examples}
     clicked = expected[expected.click == 1].impression_id.tolist()
     assert all(by_id[i]["click"] == 1 for i in clicked)
