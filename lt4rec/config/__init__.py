@@ -11,6 +11,7 @@ from lt4rec.config.joiner import ArchiveConfig, JoinerConfig, StoreConfig
 from lt4rec.config.kafka import KafkaConfig, MetricsConfig, TopicsConfig
 from lt4rec.config.loader import ConfigError, load, to_dict, to_toml
 from lt4rec.config.model import ModelConfig, PruneConfig, TrainConfig
+from lt4rec.config.registry import RegistryConfig
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class AppConfig:
     store: StoreConfig = field(default_factory=StoreConfig)
     archive: ArchiveConfig = field(default_factory=ArchiveConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
 
 
 def load_app_config(path: Path | str | None = None, overrides: Sequence[str] = ()) -> AppConfig:
@@ -51,6 +53,7 @@ __all__ = [
     "MetricsConfig",
     "ModelConfig",
     "PruneConfig",
+    "RegistryConfig",
     "RunConfig",
     "SimConfig",
     "StoreConfig",

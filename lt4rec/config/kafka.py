@@ -48,17 +48,20 @@ class TopicsConfig:
     conversions: str = "lt4rec.conversions"
     examples: str = "lt4rec.examples"
     dlq: str = "lt4rec.dlq"
+    models: str = "lt4rec.models"  # notices of published model versions (one partition)
     partitions: int = 4
     replication: int = 1
 
     def __post_init__(self) -> None:
         if self.partitions < 1 or self.replication < 1:
             raise ValueError("partitions and replication must be >= 1")
-        names = [self.impressions, self.clicks, self.conversions, self.examples, self.dlq]
+        names = [
+            self.impressions, self.clicks, self.conversions, self.examples, self.dlq, self.models
+        ]  # fmt: skip
         if any(not n for n in names):
             raise ValueError("topic names must not be empty")
         if len(set(names)) != len(names):
-            raise ValueError("the five topic names must be distinct")
+            raise ValueError("the six topic names must be distinct")
 
     @property
     def inputs(self) -> dict[str, str]:
