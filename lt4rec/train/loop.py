@@ -9,11 +9,17 @@ separate graph nodes, so one backward pass yields every task's own gradient, whi
 :class:`~lt4rec.train.optim.TaskMaskedAdam` applies with that task's state and mask. With
 the ``clicked`` loss its CVR path only runs the clicked rows (the others do not enter the
 loss), which halves the cost of a joint step and makes CVR-only pruning rounds cheap.
+
+**Sample weights** (``weights={task: w[B]}``, one weight per row of the batch) turn each
+task's mean loss into ``mean(w * loss_row)`` over the rows the task trains on (CVR: the
+clicked rows, or all rows for the entire-space loss). The delayed-feedback losses of the
+online worker (FNW, ES-DFM importance weights) are such weights; without them every row
+weighs 1 and the losses are the plain means.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +47,18 @@ def make_optimizer(model: MultiTaskModel, lr: float, weight_decay: float = 0.0) 
     return TaskMaskedAdam(params, owners, lr=lr, weight_decay=weight_decay)
 
 
+Weights = Mapping[str, torch.Tensor]  # task -> [B] per-row sample weights
+
+
+def _bce(z: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    """Mean (optionally weighted) BCE with logits; 0 (with a graph) for no rows."""
+    if not z.numel():
+        return z.sum()
+    if w is None:
+        return F.binary_cross_entropy_with_logits(z, y)
+    return (F.binary_cross_entropy_with_logits(z, y, reduction="none") * w).mean()
+
+
 def task_losses(
     logits: dict[str, torch.Tensor],
     batch: Batch,
@@ -48,34 +66,32 @@ def task_losses(
     entire_space: bool,
     tasks: Sequence[str] = TASKS,
     cvr_clicked_only: bool = False,
+    weights: Weights | None = None,
 ) -> dict[str, torch.Tensor]:
     """Mean loss per task in ``tasks`` (scalar tensors).
 
     ``cvr_clicked_only``: ``logits["cvr"]`` holds only the clicked rows of ``batch``, in
-    order (the sparse-sharing step skips the CVR path for unclicked rows).
+    order (the sparse-sharing step skips the CVR path for unclicked rows). ``weights``:
+    per-row sample weights ``[B]`` by task (see the module docstring).
     """
+    w = weights or {}
     out: dict[str, torch.Tensor] = {}
     if "ctr" in tasks:
-        out["ctr"] = F.binary_cross_entropy_with_logits(logits["ctr"], batch.click)
+        out["ctr"] = _bce(logits["ctr"], batch.click, w.get("ctr"))
     if "cvr" in tasks:
+        wv = w.get("cvr")
         if entire_space:
             # log p(ctcvr) = logsigmoid(a) + logsigmoid(b), computed stably.
             log_p = F.logsigmoid(logits["ctr"]) + F.logsigmoid(logits["cvr"])  # [B]
             log_q = torch.log1p(-log_p.exp().clamp(max=1 - _EPS))
             y = batch.click * batch.conversion
-            out["cvr"] = -(y * log_p + (1 - y) * log_q).mean()
+            row = -(y * log_p + (1 - y) * log_q)  # [B]
+            out["cvr"] = (row if wv is None else row * wv).mean()
         else:
             clicked = batch.click > 0
-            if cvr_clicked_only:
-                z = logits["cvr"]  # [n_clicked]
-                y = batch.conversion[clicked]
-                out["cvr"] = F.binary_cross_entropy_with_logits(z, y) if z.numel() else z.sum()
-            elif bool(clicked.any()):
-                out["cvr"] = F.binary_cross_entropy_with_logits(
-                    logits["cvr"][clicked], batch.conversion[clicked]
-                )
-            else:
-                out["cvr"] = logits["cvr"].sum() * 0.0
+            wc = None if wv is None else wv[clicked]
+            z = logits["cvr"] if cvr_clicked_only else logits["cvr"][clicked]  # [n_clicked]
+            out["cvr"] = _bce(z, batch.conversion[clicked], wc)
     return out
 
 
@@ -87,15 +103,21 @@ def train_step(
     cvr_loss: str = "clicked",
     cvr_weight: float = 1.0,
     tasks: Sequence[str] = TASKS,
+    weights: Weights | None = None,
 ) -> dict[str, float]:
-    """One forward/backward/update on ``batch`` with the losses of ``tasks``."""
+    """One forward/backward/update on ``batch`` with the losses of ``tasks``.
+
+    ``weights``: optional per-row sample weights ``{task: [B]}`` (delayed-feedback losses).
+    """
     model.train()
     opt.zero_grad()
     entire = model.entire_space or cvr_loss == "entire_space"
     ws: dict[str, list[torch.Tensor]] = {}
     if isinstance(model, SparseSharing):
         if tuple(tasks) == ("cvr",) and not entire:
-            batch = batch.take(batch.click > 0)  # CVR alone needs the clicked rows only
+            keep = batch.click > 0  # CVR alone needs the clicked rows only
+            batch = batch.take(keep)
+            weights = None if weights is None else {t: v[keep] for t, v in weights.items()}
         x = model.embed(batch)  # [B, in_dim]
         clicked = batch.click > 0
         need = set(tasks) | ({"ctr"} if entire and "cvr" in tasks else set())
@@ -109,10 +131,15 @@ def train_step(
                 xin = x[clicked] if t == "cvr" and not entire else x
                 logits[t] = model.mlp_forward(xin, t, ws[t])
         losses = task_losses(
-            logits, batch, entire_space=entire, tasks=tasks, cvr_clicked_only=not entire
+            logits,
+            batch,
+            entire_space=entire,
+            tasks=tasks,
+            cvr_clicked_only=not entire,
+            weights=weights,
         )
     else:
-        losses = task_losses(model(batch), batch, entire_space=entire, tasks=tasks)
+        losses = task_losses(model(batch), batch, entire_space=entire, tasks=tasks, weights=weights)
     total = sum((cvr_weight if t == "cvr" else 1.0) * v for t, v in losses.items())
     assert isinstance(total, torch.Tensor)
     total.backward()

@@ -73,3 +73,53 @@ def test_predict_returns_probabilities_in_row_order(model_and_batch):
     p = predict(model, [batch], torch.device("cpu"))
     assert p.p_ctr.shape == (96,) and ((p.p_ctr > 0) & (p.p_ctr < 1)).all()
     assert (p.click == batch.click.numpy()).all() and p.user is not None
+
+
+@pytest.mark.parametrize("cvr_loss", ["clicked", "entire_space"])
+@pytest.mark.parametrize("tasks", [("ctr", "cvr"), ("cvr",)])
+def test_sample_weights_give_the_weighted_mean_loss(model_and_batch, cvr_loss, tasks):
+    model, batch = model_and_batch()
+    entire = cvr_loss == "entire_space"
+    g = torch.Generator().manual_seed(9)
+    w = {t: torch.rand(len(batch), generator=g) * 2 for t in ("ctr", "cvr")}
+    ref = copy.deepcopy(model)
+    ref.train()
+    logits = ref(batch)
+    got = train_step(
+        model, batch, make_optimizer(model, 0.01), cvr_loss=cvr_loss, tasks=tasks, weights=w
+    )
+    f = torch.nn.functional
+    if "ctr" in tasks:
+        row = f.binary_cross_entropy_with_logits(logits["ctr"], batch.click, reduction="none")
+        assert got["ctr"] == pytest.approx(float((row * w["ctr"]).mean()), rel=1e-5)
+    if entire:
+        p = torch.sigmoid(logits["ctr"]) * torch.sigmoid(logits["cvr"])
+        y = batch.click * batch.conversion
+        row = f.binary_cross_entropy(p, y, reduction="none")
+        want = (row * w["cvr"]).mean()
+    else:
+        c = batch.click > 0
+        row = f.binary_cross_entropy_with_logits(
+            logits["cvr"][c], batch.conversion[c], reduction="none"
+        )
+        want = (row * w["cvr"][c]).mean()
+    assert got["cvr"] == pytest.approx(float(want), rel=1e-4)
+
+
+def test_unit_weights_train_exactly_like_no_weights(model_and_batch):
+    a, batch = model_and_batch()
+    b = copy.deepcopy(a)
+    ones = {t: torch.ones(len(batch)) for t in ("ctr", "cvr")}
+    train_step(a, batch, make_optimizer(a, 0.01))
+    train_step(b, batch, make_optimizer(b, 0.01), weights=ones)
+    for (n, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.allclose(pa, pb, atol=1e-6), n
+
+
+def test_zero_weight_rows_do_not_move_the_model(model_and_batch):
+    model, batch = model_and_batch("shared_bottom")
+    before = copy.deepcopy(model.state_dict())
+    zeros = {t: torch.zeros(len(batch)) for t in ("ctr", "cvr")}
+    train_step(model, batch, make_optimizer(model, 0.01), weights=zeros)
+    for n, v in model.state_dict().items():
+        assert torch.equal(v, before[n]), n
