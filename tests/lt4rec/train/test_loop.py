@@ -84,7 +84,8 @@ def test_sample_weights_give_the_weighted_mean_loss(model_and_batch, cvr_loss, t
     w = {t: torch.rand(len(batch), generator=g) * 2 for t in ("ctr", "cvr")}
     ref = copy.deepcopy(model)
     ref.train()
-    logits = ref(batch)
+    with torch.no_grad():
+        logits = ref(batch)
     got = train_step(
         model, batch, make_optimizer(model, 0.01), cvr_loss=cvr_loss, tasks=tasks, weights=w
     )
