@@ -9,7 +9,8 @@ Layout of one file (little endian)::
     sha256  32 bytes over meta + blob
     meta    JSON     model name/config, field schema, feature spec, normalizer, metrics, step...
     blob    safetensors: "model/<name>" state dict (mask buffers included), "mask/<task>/<layer>"
-                         and optional "optim/<key>" optimiser tensors
+                         optional "optim/<key>" optimiser tensors and "aux/<key>" tensors of
+                         other state (e.g. the online worker's delayed-feedback heads)
 
 Writes are atomic (temporary file in the same directory, fsync, rename, fsync of the
 directory). A truncated, bit-flipped, foreign or wrong-version file is refused with
@@ -55,6 +56,7 @@ class Checkpoint:
     normalizer: dict[str, Any] | None = None
     config: dict[str, Any] | None = None  # the whole AppConfig when one was given
     optimizer: dict[str, torch.Tensor] | None = None
+    aux: dict[str, torch.Tensor] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     step: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -115,6 +117,7 @@ def save_checkpoint(
     optimizer: Mapping[str, torch.Tensor] | None = None,
     metrics: Mapping[str, Any] | None = None,
     step: int = 0,
+    aux: Mapping[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write ``model`` atomically to ``path``.
 
@@ -150,6 +153,8 @@ def save_checkpoint(
             tensors[f"mask/{task}/{name}"] = m.detach().cpu().to(torch.float32).clone()
     for k, v in (optimizer or {}).items():
         tensors[f"optim/{k}"] = v.detach().cpu().contiguous()
+    for k, v in (aux or {}).items():
+        tensors[f"aux/{k}"] = v.detach().cpu().contiguous()
     blob = st_save(tensors)
     meta_bytes = json.dumps(meta, sort_keys=True).encode("utf-8")
     digest = hashlib.sha256(meta_bytes + blob).digest()
@@ -213,6 +218,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             _, task, name = k.split("/", 2)
             masks.setdefault(task, {})[name] = v
     optim = {k[6:]: v for k, v in tensors.items() if k.startswith("optim/")}
+    aux = {k[4:]: v for k, v in tensors.items() if k.startswith("aux/")}
     return Checkpoint(
         model_name=meta["model_name"],
         model_config=meta["model_config"],
@@ -223,6 +229,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         normalizer=meta.get("normalizer"),
         config=meta.get("config"),
         optimizer=optim if meta.get("has_optimizer") else None,
+        aux=aux,
         metrics=meta.get("metrics", {}),
         step=int(meta.get("step", 0)),
         extra=meta.get("extra", {}),

@@ -38,6 +38,7 @@ def saved(tmp_path):
             metrics={"ctr_auc": 0.7},
             step=3,
             extra={"note": "x"},
+            aux={"heads/w": torch.arange(6.0).view(2, 3)},
         )
         return path, model, schema, opt
 
@@ -50,6 +51,9 @@ def test_round_trip_restores_everything(saved):
     assert ck.model_name == "sparse_sharing" and ck.step == 3
     assert ck.metrics == {"ctr_auc": 0.7} and ck.extra == {"note": "x"}
     assert ck.spec == {"sparse": ["s0"]}
+    assert set(ck.aux) == {"heads/w"} and torch.equal(
+        ck.aux["heads/w"], torch.arange(6.0).view(2, 3)
+    )
     assert ck.normalizer is not None and ck.normalizer["fields"] == []
     assert ck.config is not None and ck.config["model"]["name"] == "sparse_sharing"
     assert ck.field_schema() == schema
