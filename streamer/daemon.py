@@ -275,9 +275,12 @@ class JoinerDaemon:
         now = time.monotonic()
         for p in self.owned:
             rows = self.delivery.outbox(p).get("archive", 0)
-            if rows <= 0:
-                continue
             timed_out = now - self._last_seal.get(p, now) >= self.cfg.archive.flush_seconds
+            if rows <= 0:
+                if timed_out:  # nothing to archive: the watermark still moves the marker
+                    self.delivery.mark_complete(p)
+                    self._last_seal[p] = now
+                continue
             if rows >= self.cfg.archive.flush_rows or timed_out:
                 try:
                     self._seal(p, 1 if timed_out else self.cfg.archive.flush_rows)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from lt4rec.config import TopicsConfig
 from streamer.archive import ArchiveWriter
+from streamer.archive.complete import write_marker
 from streamer.joiner import ArchiveChunk, JoinEngine
 from streamer.kafka.producer import ProducerSink
 from streamer.metrics import JoinerMetrics
@@ -135,12 +136,23 @@ class Delivery:
         return dict(part.outbox) if part is not None else {}
 
     def seal(self, p: int, min_rows: int) -> int:
-        """Seal, write and ack archive chunks while ``min_rows`` rows wait; returns how many."""
+        """Seal, write and ack archive chunks while ``min_rows`` rows wait; returns how many.
+
+        When nothing is left to archive, the partition's completeness marker moves to its
+        watermark (:mod:`streamer.archive.complete`).
+        """
         n = 0
         while (chunk := self.engine.seal_archive(p, min_rows)) is not None:
             self.write_chunk(chunk)
             n += 1
+        self.mark_complete(p)
         return n
+
+    def mark_complete(self, p: int) -> None:
+        """Move ``p``'s completeness marker to its watermark if no archive row is pending."""
+        part = self.engine.stats().partitions.get(p)
+        if part is not None and part.watermark is not None and not part.outbox.get("archive"):
+            write_marker(self.archive_dir, p, part.watermark)
 
     def write_chunk(self, chunk: ArchiveChunk) -> None:
         self.writer.write(chunk, self.archive_dir)
