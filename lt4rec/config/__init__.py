@@ -12,6 +12,7 @@ from lt4rec.config.kafka import KafkaConfig, MetricsConfig, TopicsConfig
 from lt4rec.config.loader import ConfigError, load, to_dict, to_toml
 from lt4rec.config.model import ModelConfig, PruneConfig, TrainConfig
 from lt4rec.config.registry import RegistryConfig
+from lt4rec.config.reprune import RepruneConfig, SchedulerConfig
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class AppConfig:
     archive: ArchiveConfig = field(default_factory=ArchiveConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
+    reprune: RepruneConfig = field(default_factory=RepruneConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
 
 def load_app_config(path: Path | str | None = None, overrides: Sequence[str] = ()) -> AppConfig:
@@ -54,6 +57,8 @@ __all__ = [
     "ModelConfig",
     "PruneConfig",
     "RegistryConfig",
+    "RepruneConfig",
+    "SchedulerConfig",
     "RunConfig",
     "SimConfig",
     "StoreConfig",
