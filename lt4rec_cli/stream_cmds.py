@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from lt4rec_cli.common import ConfigOpt, SetOpt, fail, load_cli_config
+from lt4rec_cli.common import ConfigOpt, SetOpt, check_log_level, fail, load_cli_config
 
 stream_app = typer.Typer(
     help="Event-stream tools (replay simulator data into Kafka).", no_args_is_help=True
@@ -23,7 +23,7 @@ stream_app = typer.Typer(
 def _logging(level: str) -> None:
     """Configure logging; kafka-python's own (noisy, mostly transient) messages are shown
     only with ``--log-level info`` or ``debug``: real failures surface as errors here."""
-    lvl = getattr(logging, level.upper(), logging.WARNING)
+    lvl = check_log_level(level)
     logging.basicConfig(level=lvl, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if lvl >= logging.WARNING:
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
@@ -60,9 +60,12 @@ def streamer(
             "example (the end of a replay). Not after SIGTERM/SIGINT: a restart resumes.",
         ),
     ] = False,
-    log_level: Annotated[str, typer.Option("--log-level", help="Python log level.")] = "warning",
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="debug, info, warning, error or critical.")
+    ] = "warning",
 ) -> None:
     """Run the event joiner: Kafka impressions/clicks/conversions -> labelled examples."""
+    check_log_level(log_level)
     cfg = load_cli_config(config, sets)
     _logging(log_level)
     from kafka.errors import KafkaError
