@@ -2,8 +2,11 @@
 
 One :class:`JoinerMetrics` per daemon, on its own registry (several joiners can live in one
 test process). Counters: events in by type, examples out by kind, DLQ records by reason,
-archive rows. Gauges: pending state size, watermark lag (now - watermark) and consumer lag
-(end offset - position) per partition. The HTTP endpoint starts only when ``metrics.port > 0``.
+archive rows, and everything dropped or changed on the way (duplicates and out-of-window
+labels, late events, forced closes, archive values coerced to null, records the broker
+refused, rebalance stalls, sink and store retries). Gauges: pending state size, watermark lag
+(now - watermark), consumer lag (end offset - position) per partition, and the daemon's
+``status`` (:data:`STATUS`). The HTTP endpoint starts only when ``metrics.port > 0``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from typing import IO, Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from lt4rec.config import MetricsConfig
+
+# lt4rec_joiner_status: 0 while healthy, else why not (the progress line names it)
+STATUS = {"ok": 0, "rebalance_stalled": 1, "broker_unreachable": 2, "sink_retrying": 3}
 
 
 class JoinerMetrics:
@@ -64,7 +70,50 @@ class JoinerMetrics:
             ["topic", "partition"],
             registry=self.registry,
         )
-        self.totals: dict[str, float] = {"in": 0, "examples": 0, "dlq": 0, "archive": 0}
+        self.dropped = Counter(
+            "lt4rec_joiner_dropped",
+            "Labels and events that changed nothing, by reason (duplicate_<type>, "
+            "out_of_window_<type>: e.g. a conversion before its click)",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.late = Counter(
+            "lt4rec_joiner_late_events",
+            "Events older than the watermark on arrival, by type",
+            ["type"],
+            registry=self.registry,
+        )
+        self.forced_close = Counter(
+            "lt4rec_joiner_forced_close",
+            "Windows closed early because joiner.max_pending was reached",
+            registry=self.registry,
+        )
+        self.coerced = Counter(
+            "lt4rec_joiner_archive_coerced",
+            "Archive feature values that did not fit their column type and became null",
+            registry=self.registry,
+        )
+        self.undeliverable = Counter(
+            "lt4rec_joiner_undeliverable",
+            "Records the broker refused for good, by sink and outcome (diverted, dropped)",
+            ["sink", "outcome"],
+            registry=self.registry,
+        )
+        self.retries = Counter(
+            "lt4rec_joiner_retries",
+            "Retries after transient failures, by cause (sink, store, rebalance_stall)",
+            ["cause"],
+            registry=self.registry,
+        )
+        self.status = Gauge(
+            "lt4rec_joiner_status",
+            "0 = healthy, 1 = rebalance stalled, 2 = broker unreachable, 3 = sink retrying",
+            registry=self.registry,
+        )
+        self.status_name = "ok"
+        self.totals: dict[str, float] = {
+            "in": 0, "examples": 0, "dlq": 0, "archive": 0, "dropped": 0, "coerced": 0,
+        }  # fmt: skip
         self.lag_total = 0
         self.pending_now = 0
         self._stream = stream if stream is not None else sys.stderr
@@ -111,9 +160,40 @@ class JoinerMetrics:
             self.dlq.labels(reason=reason).inc(n)
         self.totals["dlq"] += len(reasons)
 
-    def count_archive(self, rows: int) -> None:
+    def count_archive(self, rows: int, coerced: int = 0) -> None:
         self.archive_rows.inc(rows)
         self.totals["archive"] += rows
+        if coerced:
+            self.coerced.inc(coerced)
+            self.totals["coerced"] += coerced
+
+    def count_engine(self, counters: Mapping[str, int]) -> None:
+        """Export what one engine transaction counted (``ProcessResult.counters``)."""
+        for name, n in counters.items():
+            group, _, kind = name.partition(".")
+            if group in ("duplicates", "out_of_window"):
+                reason = f"duplicate_{kind}" if group == "duplicates" else f"out_of_window_{kind}"
+                self.dropped.labels(reason=reason).inc(n)
+                self.totals["dropped"] += n
+            elif group == "late":
+                self.late.labels(type=kind).inc(n)
+            elif name == "forced_close":
+                self.forced_close.inc(n)
+
+    def count_undeliverable(self, sink: str, refused: int, dropped: int) -> None:
+        """``refused`` records of ``sink`` the broker would not take; ``dropped`` of them
+        could not even be dead-lettered (logged)."""
+        self.undeliverable.labels(sink=sink, outcome="diverted").inc(refused - dropped)
+        if dropped:
+            self.undeliverable.labels(sink=sink, outcome="dropped").inc(dropped)
+
+    def count_retry(self, cause: str) -> None:
+        self.retries.labels(cause=cause).inc()
+
+    def set_status(self, name: str) -> None:
+        """The daemon's health (a key of :data:`STATUS`), as a gauge and on the progress line."""
+        self.status.set(STATUS[name])
+        self.status_name = name
 
     # --- gauges ---------------------------------------------------------------------
     def set_pending(self, n: int) -> None:
@@ -144,7 +224,8 @@ class JoinerMetrics:
         line = (
             f"joiner: partitions={owned} in={int(t['in'])} ({rate:,.0f}/s) "
             f"examples={int(t['examples'])} dlq={int(t['dlq'])} archive={int(t['archive'])} "
-            f"pending={self.pending_now} lag={self.lag_total}"
+            f"dropped={int(t['dropped'])} coerced={int(t['coerced'])} "
+            f"pending={self.pending_now} lag={self.lag_total} status={self.status_name}"
         )
         print(line, file=self._stream, flush=True)
         return line
