@@ -71,17 +71,18 @@ def streamer(
     from kafka.errors import KafkaError
     from sqlalchemy.exc import SQLAlchemyError
 
-    from streamer.daemon import DaemonOptions, JoinerDaemon
+    from streamer.daemon import DaemonOptions, JoinerDaemon, RebalanceStalled
     from streamer.kafka.admin import TopicLayoutError
     from streamer.store import StoreError
+    from streamer.store.sql import db_error
 
     try:
         daemon = JoinerDaemon(cfg, DaemonOptions(exit_when_idle, flush_at_end))
     except (OSError, ValueError, KafkaError, SQLAlchemyError, StoreError) as exc:
+        why = db_error(exc) if isinstance(exc, SQLAlchemyError) else f"{type(exc).__name__}: {exc}"
         raise fail(
             f"cannot start the joiner (Kafka {cfg.kafka.bootstrap}, "
-            f"store {_safe_url(cfg.store.url)}): "
-            f"{type(exc).__name__}: {exc}"
+            f"store {_safe_url(cfg.store.url)}): {why}"
         ) from exc
 
     def stop(signum: int, _frame: Any) -> None:
@@ -96,10 +97,12 @@ def streamer(
         raise fail(f"Kafka error: {exc} (is the broker at {cfg.kafka.bootstrap} up?)", 1) from exc
     except TopicLayoutError as exc:
         raise fail(str(exc), 1) from exc
-    except (SQLAlchemyError, StoreError) as exc:
-        raise fail(
-            f"state store {_safe_url(cfg.store.url)}: {type(exc).__name__}: {exc}", 1
-        ) from exc
+    except RebalanceStalled as exc:
+        raise fail(f"{exc} (is the group coordinator healthy?)", 3) from exc
+    except StoreError as exc:  # the real cause, one line (the engine already retried)
+        raise fail(f"state store {_safe_url(cfg.store.url)}: {exc}", 1) from exc
+    except SQLAlchemyError as exc:
+        raise fail(f"state store {_safe_url(cfg.store.url)}: {db_error(exc)}", 1) from exc
     except OSError as exc:  # metrics port in use, archive directory not writable...
         raise fail(f"{type(exc).__name__}: {exc}", 1) from exc
     typer.echo(
