@@ -105,9 +105,11 @@ def streamer(
         raise fail(f"state store {_safe_url(cfg.store.url)}: {db_error(exc)}", 1) from exc
     except OSError as exc:  # metrics port in use, archive directory not writable...
         raise fail(f"{type(exc).__name__}: {exc}", 1) from exc
+    t = daemon.metrics.totals
     typer.echo(
         f"joiner: {s.records} records in {s.seconds:.1f}s, examples={s.examples} "
-        f"dlq={s.dlq} archive_rows={s.archive_rows}",
+        f"dlq={s.dlq} archive_rows={s.archive_rows} dropped={int(t['dropped'])} "
+        f"coerced={int(t['coerced'])}",
         err=True,
     )
 

@@ -87,8 +87,8 @@ class Ownership:
             if flush:
                 self.engine.flush_all(p)
             self.delivery.drain(p, seal_all=True, recover=p in self.recover or p in self.stalled)
-        except Fenced:
-            log.warning("partition %d fenced while finishing", p)
+        except Fenced:  # e.g. revoked, and the new owner claimed it before we drained
+            log.info("partition %d: claimed by its new owner first; it re-delivers the rest", p)
         except SinkError as exc:  # the outbox keeps it: the next owner re-delivers
             log.warning("partition %d: sinks not drained (%s); the outbox keeps it", p, exc)
 

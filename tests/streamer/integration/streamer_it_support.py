@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -111,9 +112,48 @@ def spawn_joiner(env: StreamEnv, idle_s: float, log: Path) -> subprocess.Popen:
         str(idle_s),
         "--flush-at-end",
         "--log-level",
-        "warning",
+        os.environ.get("LT4REC_TEST_JOINER_LOG", "warning"),
     ]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log.open("ab"))
+
+
+class PeakRss:
+    """Peak resident memory of child processes, sampled with psutil (and the kernel's own
+    high-water mark, VmHWM, while the process lives)."""
+
+    def __init__(self, interval_s: float = 0.05) -> None:
+        import threading
+
+        self.peak: dict[int, int] = {}
+        self._procs: list[subprocess.Popen] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval_s,), daemon=True)
+        self._thread.start()
+
+    def watch(self, proc: subprocess.Popen) -> subprocess.Popen:
+        self._procs.append(proc)
+        return proc
+
+    def _sample(self, pid: int) -> int:
+        import psutil
+
+        rss = psutil.Process(pid).memory_info().rss
+        with open(f"/proc/{pid}/status") as f:
+            hwm = next((int(x.split()[1]) * 1024 for x in f if x.startswith("VmHWM:")), 0)
+        return max(rss, hwm)
+
+    def _run(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            for p in list(self._procs):
+                try:
+                    self.peak[p.pid] = max(self.peak.get(p.pid, 0), self._sample(p.pid))
+                except Exception:  # exited meanwhile (psutil.NoSuchProcess, ZombieProcess)
+                    continue
+
+    def stop(self) -> dict[int, int]:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        return self.peak
 
 
 def read_topic(bootstrap: str, topic: str, idle_ms: int = 2000) -> list:
