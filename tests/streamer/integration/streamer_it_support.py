@@ -156,6 +156,17 @@ class PeakRss:
         return self.peak
 
 
+def produce(bootstrap: str, stream: list[tuple[str, bytes | None, bytes | None]]) -> None:
+    """Send ``(topic, key, value)`` messages in order (up to 2 MB each: hostile sizes too)."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_request_size=2_000_000)
+    for topic, key, value in stream:
+        producer.send(topic, value=value, key=key)
+    producer.flush()
+    producer.close()
+
+
 def read_topic(bootstrap: str, topic: str, idle_ms: int = 2000) -> list:
     """Every record of ``topic`` from the beginning (kafka-python ConsumerRecords)."""
     from kafka import KafkaConsumer, TopicPartition

@@ -9,7 +9,6 @@ from collections import Counter
 
 import pandas as pd
 import pytest
-from kafka import KafkaProducer
 
 from streamer.dlq import read_dlq
 from streamer.kafka.admin import ensure_topics
@@ -17,6 +16,7 @@ from tests.streamer.integration.streamer_it_support import (
     LABEL_COLS,
     archive_frame,
     expected_labels,
+    produce,
     run_inprocess,
 )
 
@@ -97,13 +97,7 @@ def test_duplicates_and_malformed_events(stream_env, sim_dir, sim_events):
     for t, k, v, _ in bad:
         extra[rng.randrange(len(stream) + 1)].append((t, k, v))
     stream = [x for i, e in enumerate([*stream, None]) for x in ([e] if e else []) + extra[i]]
-    producer = KafkaProducer(
-        bootstrap_servers=cfg.kafka.bootstrap, linger_ms=20, max_request_size=2_000_000
-    )
-    for topic, key, value in stream:
-        producer.send(topic, value=value, key=key)
-    producer.flush()
-    producer.close()
+    produce(cfg.kafka.bootstrap, stream)
 
     run_inprocess(env)
 

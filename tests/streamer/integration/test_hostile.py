@@ -18,7 +18,7 @@ from collections import Counter
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaAdminClient
 
 from streamer.archive import archive_files
 from streamer.dlq import read_dlq
@@ -29,6 +29,7 @@ from tests.streamer.integration.streamer_it_support import (
     archive_frame,
     expected_labels,
     orphan_conversions,
+    produce,
     spawn_joiner,
     wait_progress,
 )
@@ -51,13 +52,7 @@ def test_hostile_input_never_stops_the_joiner(stream_env, sim_dir, sim_events, c
     last_imp = int(sim_events.ts[sim_events.kind == 0].max())
     h = hostile_set(cfg.topics, last_imp)
     stream = interleave(sim_events, cfg.topics, h, unclicked, seed=7)
-    producer = KafkaProducer(
-        bootstrap_servers=cfg.kafka.bootstrap, linger_ms=20, max_request_size=2_000_000
-    )
-    for topic, key, value in stream:
-        producer.send(topic, value=value, key=key)
-    producer.flush()
-    producer.close()
+    produce(cfg.kafka.bootstrap, stream)
 
     log = tmp_path / "joiners.log"
     rss = PeakRss()
