@@ -104,8 +104,8 @@ class Watchdog:
 
     def status(self, sinks_retrying: bool) -> str:
         """The daemon's health now (a key of :data:`streamer.metrics.STATUS`)."""
-        if self.rebalances.stalled_for() >= self.kafka.rebalance_timeout_s:
-            return "rebalance_stalled"
+        if self.stalls or self.rebalances.stalled_for() >= self.kafka.rebalance_timeout_s:
+            return "rebalance_stalled"  # until an assignment arrives after the re-join
         if not self.broker_ok:
             return "broker_unreachable"
         return "sink_retrying" if sinks_retrying else "ok"
