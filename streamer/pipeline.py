@@ -10,7 +10,10 @@
 5. **check** the archive against the simulator's ground truth: one row per impression, labels
    equal under the window rules.
 
-Everything lands under ``run.workdir``, which is emptied first so a run is reproducible.
+Everything lands under ``run.workdir``, which is emptied first so a run is reproducible —
+except the joiner's state store and archive when ``[store] url`` / ``[archive] dir`` are set
+to anything but their defaults (:func:`stream_paths`): those are used as configured, and must
+be empty (a store or archive of another run would mix with this one's).
 """
 
 from __future__ import annotations
@@ -28,11 +31,44 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from checkpoints.fit import save_fit
-from lt4rec.config import AppConfig
+from lt4rec.config import AppConfig, ArchiveConfig, StoreConfig
 from lt4rec.data.simulator import SPLITS, simulate
 from lt4rec.train.fit import run_fit
 
 Log = Callable[[str], None]
+
+
+class PipelineError(ValueError):
+    """The main job cannot run with this configuration (e.g. a store that is not empty)."""
+
+
+def stream_paths(cfg: AppConfig, work: Path) -> tuple[str, str]:
+    """The joiner's store URL and archive directory for a run in ``work``: the configured
+    ones when set (not the defaults), else ``work/state/joiner.db`` and ``work/archive``."""
+    url = cfg.store.url
+    if url == StoreConfig().url:
+        url = f"sqlite:///{work / 'state' / 'joiner.db'}"
+    archive = cfg.archive.dir
+    if archive == ArchiveConfig().dir:
+        archive = str(work / "archive")
+    return url, archive
+
+
+def _check_fresh(url: str, archive: str) -> None:
+    """Refuse a store or archive that already holds another run's state or files."""
+    from streamer.archive import archive_files
+    from streamer.store import make_store
+
+    if archive_files(archive):
+        raise PipelineError(
+            f"[archive] dir {archive} already holds archive files: use an empty one"
+        )
+    store = make_store(url)
+    try:
+        if store.partitions():
+            raise PipelineError(f"[store] url {url}: the store is not empty: use a fresh one")
+    finally:
+        store.close()
 
 
 def _stage(log: Log, name: str) -> Callable[[], float]:
@@ -78,6 +114,8 @@ def run_pipeline(cfg: AppConfig, *, stream: bool = True, log: Log = print) -> di
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
+    if stream:  # before any work: a configured store or archive must be empty
+        _check_fresh(*stream_paths(cfg, work))
     sim_dir, fit_dir = work / "sim", work / "fit"
     summary: dict[str, Any] = {"workdir": str(work)}
 
@@ -125,16 +163,15 @@ def _stream(cfg: AppConfig, sim_dir: Path, work: Path, log: Log) -> dict[str, An
         examples=t.examples + sfx,
         dlq=t.dlq + sfx,
     )
-    state = work / "state"
-    state.mkdir()
+    store_url, archive_dir = stream_paths(cfg, work)
     cfg = replace(
         cfg,
         topics=topics,
         kafka=replace(cfg.kafka, group_id=f"{cfg.kafka.group_id}.run-{run_id}"),
-        store=replace(cfg.store, url=f"sqlite:///{state / 'joiner.db'}"),
-        archive=replace(cfg.archive, dir=str(work / "archive")),
+        store=replace(cfg.store, url=store_url),
+        archive=replace(cfg.archive, dir=archive_dir),
     )
-    out: dict[str, Any] = {"topics_suffix": f"run-{run_id}"}
+    out: dict[str, Any] = {"topics_suffix": f"run-{run_id}", "archive_dir": archive_dir}
     ensure_topics(cfg.kafka, cfg.topics)
     try:
         done = _stage(log, f"replay events into Kafka at {cfg.kafka.bootstrap}")
@@ -147,7 +184,7 @@ def _stream(cfg: AppConfig, sim_dir: Path, work: Path, log: Log) -> dict[str, An
         joined = daemon.run()
         out["join"] = {"seconds": round(done(), 2), **_plain(joined)}
 
-        check = check_archive(sim_dir, work / "archive")
+        check = check_archive(sim_dir, Path(archive_dir))
         out["archive_check"] = check
         log(
             f"   archive: {check['archive_rows']} rows for {check['impressions']} impressions, "
