@@ -148,29 +148,32 @@ class Delivery:
         failed: list[Failure],
     ) -> None:
         """Records the broker refused for good (e.g. larger than the topic allows) must not
-        wedge the partition: an example goes to the DLQ as ``undeliverable``, a DLQ record is
-        re-sent without its payload; what is still refused is logged, counted and dropped."""
+        wedge the partition: an example goes to the DLQ as ``undeliverable`` (the example is
+        its payload, with its origin headers); a DLQ record the DLQ topic refuses is re-sent
+        without its payload; what is refused even so is logged, counted and dropped."""
         retry: list[OutRow] = []
         for i, exc in failed:
-            key, value, headers = out[i]
+            key, value, _ = out[i]
             why = f"{self.topics.examples if sink == 'examples' else self.topics.dlq}: {exc}"
             log.error("partition %d: %s record seq %d refused by the broker: %s",
                       p, sink, rows[i][0], why)  # fmt: skip
             if sink == "examples":
                 hdrs = make_headers("undeliverable", why, self.topics.examples, p, rows[i][0])
                 k, v, extra = dlq_payload(key, value, self.max_bytes)
-                origin = origin_headers(p, rows[i][0], self.policy)
-                retry.append((k, v, [*hdrs, *extra, *origin]))
-            else:  # keep its headers (and an earlier truncation's checksum), drop the bytes
-                cut = [] if header(headers, "truncated") else dlq_payload(key, value, 0)[2]
-                retry.append((b"", b"", [*headers, *cut]))
+                retry.append((k, v, [*hdrs, *extra, *origin_headers(p, rows[i][0], self.policy)]))
+            else:
+                retry.append(_stripped(out[i]))
         refused = self.sink.send_rows(self.topics.dlq, retry)
+        if sink == "examples" and refused:  # the DLQ topic takes less: without the payload
+            again = self.sink.send_rows(self.topics.dlq, [_stripped(retry[i]) for i, _ in refused])
+            refused = [(refused[j][0], exc) for j, exc in again]
         for _, exc in refused:
             log.error("partition %d: dropped an undeliverable %s record: %s", p, sink, exc)
         self.metrics.count_undeliverable(sink, len(failed), len(refused))
-        sent = [r for i, r in enumerate(retry) if i not in {j for j, _ in refused}]
-        self.metrics.count_dlq([header(h, "reason", "unknown") for _, _, h in sent])
-        self.summary.dlq += len(sent)
+        self.metrics.count_dlq(
+            [header(h, "reason", "unknown") for _, _, h in retry][: len(retry) - len(refused)]
+        )
+        self.summary.dlq += len(retry) - len(refused)
 
     def _with_origin(self, p: int, rows: Sequence[tuple[int, OutRow]]) -> list[OutRow]:
         """``(seq, row)`` pairs of partition ``p`` as rows with their origin headers."""
@@ -224,6 +227,14 @@ class Delivery:
         self.engine.ack_archive(chunk)
         self.metrics.count_archive(len(chunk.rows), self.writer.coerced_nulls - before)
         self.summary.archive_rows += len(chunk.rows)
+
+
+def _stripped(row: OutRow) -> OutRow:
+    """A DLQ row without key and value: its headers (and an earlier truncation's checksum,
+    else one of the bytes it drops) still say what and where the message was."""
+    key, value, headers = row
+    cut = [] if header(headers, "truncated") else dlq_payload(key, value, 0)[2]
+    return b"", b"", [*headers, *cut]
 
 
 def _example_kind(key: bytes, headers: list[tuple[str, bytes]]) -> str:

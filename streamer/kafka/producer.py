@@ -16,11 +16,17 @@ This relies on kafka-python 3.x internals (``_accumulator``, ``_metadata``, ``_s
 Failures are sorted by kind: a record the broker will never take (too large, invalid) is
 returned to the caller as a :data:`Failure` (the caller re-routes it: one bad record must not
 wedge its partition), while a retriable failure (broker away, leader moving, timeout) raises
-:class:`SinkError` and everything stays in the outbox for a later retry.
+:class:`SinkError` and everything stays in the outbox for a later retry. An idempotent
+kafka-python producer treats a refused record as a *fatal* error: it aborts every batch in
+flight with that same error and refuses all later sends. So after a refusal the sink
+replaces its producer and re-sends the failed records — together, then one at a time — and
+only a record refused on its own counts as refused (the order within a partition is kept:
+batches after a failed one of the same partition failed too).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,6 +44,12 @@ class SinkError(RuntimeError):
 
 
 Failure = tuple[int, BaseException]  # (index in the rows sent, why the broker refused it)
+
+
+class Refused(KafkaError):
+    """A record whose delivery is unknown after the producer broke (re-sent, not retried)."""
+
+    retriable = False
 
 
 def retriable(exc: BaseException) -> bool:
@@ -99,8 +111,10 @@ class ProducerSink:
     """Sends staged outputs and blocks until the broker acknowledged all of them."""
 
     def __init__(self, kafka: KafkaConfig, client_suffix: str = "sink") -> None:
+        self.kafka, self.client_suffix = kafka, client_suffix
         self.producer: Any = make_producer(kafka, client_suffix)
         self._fast: bool | None = None  # fast_path_supported, decided at the first send
+        self.resets = 0  # producers replaced after a refusal
 
     def send(self, topic: str, outputs: Sequence[Output]) -> list[Failure]:
         """Produce ``outputs`` to ``topic`` and ``flush``; the records the broker refused for
@@ -109,6 +123,34 @@ class ProducerSink:
 
     def send_rows(self, topic: str, rows: Sequence[OutRow]) -> list[Failure]:
         """:meth:`send` for ``(key, value, headers)`` rows as the engine staged them."""
+        failed = self._pass(topic, rows)
+        for alone in (False, True):  # a refusal poisoned the producer: new one, send again
+            if not failed:
+                break
+            self._reset()
+            suspects = [i for i, _ in failed]
+            if not alone:
+                failed = [
+                    (suspects[j], e) for j, e in self._pass(topic, [rows[i] for i in suspects])
+                ]
+                continue
+            failed = []
+            for i in suspects:  # in order: a partition's records stay in order
+                for _, exc in self._pass(topic, [rows[i]]):
+                    failed.append((i, exc))
+                    self._reset()
+        return failed
+
+    def _reset(self) -> None:
+        """Replace the producer (a fresh producer id; the old one may be in a fatal state)."""
+        with contextlib.suppress(Exception):
+            self.producer.close(timeout=5)
+        self.producer = make_producer(self.kafka, self.client_suffix)
+        self._fast = None
+        self.resets += 1
+
+    def _pass(self, topic: str, rows: Sequence[OutRow]) -> list[Failure]:
+        """Send ``rows`` once and flush: the refused ones; raises SinkError when retriable."""
         if not rows:
             return []
         if self._fast is None:
@@ -118,11 +160,17 @@ class ProducerSink:
             futures = self._append(topic, sorted(parts), rows)
         else:  # the first send waits for the topic's metadata
             futures = [self._send_one(topic, *row) for row in rows]
-        self.producer.flush()
+        broken: KafkaError | None = None
+        try:
+            self.producer.flush()
+        except KafkaError as exc:  # kafka-python after a fatal error: "Future not done"
+            broken = exc
         failed: list[Failure] = []
         for i, f in enumerate(futures):
             if isinstance(f, BaseException):
                 failed.append((i, f))
+            elif not f.is_done and broken is not None:  # a suspect: re-sent by send_rows
+                failed.append((i, Refused(f"unknown after {broken}")))
             elif not f.succeeded():
                 failed.append((i, f.exception))
         again = [exc for _, exc in failed if retriable(exc)]
@@ -155,4 +203,4 @@ class ProducerSink:
         return futures
 
     def close(self) -> None:
-        self.producer.close()
+        self.producer.close(timeout=10)
