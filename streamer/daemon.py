@@ -39,6 +39,7 @@ from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from lt4rec.config import AppConfig
+from streamer import gctune
 from streamer.archive import ArchiveWriter
 from streamer.delivery import Delivery, RunSummary
 from streamer.events import EventKind
@@ -100,6 +101,7 @@ class JoinerDaemon:
             self.engine, self.delivery, list(self.kinds), lambda: self.consumer, self.metrics
         )
         self._stop = threading.Event()
+        self.tune_gc = True  # streamer.gctune for the hot loop (off: Python's defaults)
         self._first_record: float | None = None
 
     # ---- lifecycle -----------------------------------------------------------------
@@ -119,6 +121,7 @@ class JoinerDaemon:
         self.metrics.serve()
         self.metrics.set_status("ok")
         self.consumer = make_consumer(cfg.kafka, cfg.topics, self.rebalances)
+        gc_before = gctune.tune() if self.tune_gc else None
         try:
             while not self._stop.is_set():
                 batch = self.consumer.poll(timeout_ms=cfg.kafka.poll_timeout_ms)
@@ -152,6 +155,8 @@ class JoinerDaemon:
                 self.parts.finish(p, flush)
         finally:
             self._close()
+            if gc_before is not None:
+                gctune.restore(gc_before)
         self.summary.seconds = time.monotonic() - start
         return self.summary
 
