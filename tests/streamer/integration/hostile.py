@@ -76,7 +76,10 @@ def hostile_set(topics: TopicsConfig, ts: int) -> Hostile:
         bad(imp, f"b-wide{i}".encode(), _j(wide), "too_many_features")
     # ... a far-future ts (item 5), mis-keyed events (item 11) ...
     far = 4_070_908_800_000  # 2099-01-01: within the contract's range, hours ahead of now
+    # on all three topics (with h-far's click below), else the watermark, a min over the
+    # topics, would not move even without the skew check
     bad(imp, b"b-far", _j(_imp("b-far", far)), "bad_ts")
+    bad(cnv, b"b-farc", _j({"event": "conversion", "impression_id": "b-farc", "ts": far}), "bad_ts")
     bad(clk, b"h-wk", _j({"event": "click", "impression_id": "h-far", "ts": far}), "wrong_key")
     bad(clk, b"h-far", _j({"event": "click", "impression_id": "h-far", "ts": far}), "bad_ts")
     bad(
