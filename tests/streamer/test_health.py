@@ -91,3 +91,49 @@ def test_backoff_doubles_up_to_its_cap() -> None:
         b.failed()
         delays.append(b.delay_s)
     assert delays == [1.0, 2.0, 4.0, 4.0, 4.0] and b.attempts == 5
+
+
+class LagConsumer:
+    """end_offsets / position of a fake consumer (``ends`` None: the broker is away)."""
+
+    def __init__(self) -> None:
+        self.ends: dict | None = {}
+        self.positions: dict = {}
+
+    def end_offsets(self, tps, timeout_ms=None):
+        if self.ends is None:
+            from kafka.errors import KafkaTimeoutError
+
+            raise KafkaTimeoutError("no broker")
+        return {tp: self.ends.get(tp, 0) for tp in tps}
+
+    def position(self, tp, timeout_ms=None):
+        return self.positions.get(tp, 0)
+
+
+def test_quiet_needs_a_stable_group_an_answering_broker_and_zero_lag() -> None:
+    from lt4rec.config import KafkaConfig, MetricsConfig
+    from streamer.metrics import JoinerMetrics
+    from streamer.watchdog import Watchdog
+
+    clock = Clock()
+    r = Rebalances(clock)
+    w = Watchdog(KafkaConfig(), ["imp", "clk", "cnv"], r, JoinerMetrics(MetricsConfig()))
+    c = LagConsumer()
+    assert not w.quiet(c, {0}, drained=True)  # never assigned yet
+    r.on_assigned({TopicPartition(t, 0) for t in ("imp", "clk", "cnv")})
+    assert w.quiet(c, {0}, drained=True)
+    assert not w.quiet(c, {0}, drained=False)  # an outbox row or a sink retry waits
+    c.ends = {TopicPartition("clk", 0): 5}
+    c.positions = {TopicPartition("clk", 0): 4}
+    assert not w.quiet(c, {0}, drained=True)  # lag 1: not idle
+    c.positions = {TopicPartition("clk", 0): 5}
+    assert w.quiet(c, {0}, drained=True) and w.broker_ok
+    c.ends = None
+    assert not w.quiet(c, {0}, drained=True) and not w.broker_ok  # the broker is away
+    assert not w.quiet(c, set(), drained=True)  # also for a member without partitions
+    assert w.status(sinks_retrying=False) == "broker_unreachable"
+    c.ends = {}
+    assert w.quiet(c, set(), drained=True) and w.status(sinks_retrying=True) == "sink_retrying"
+    r.on_revoked({0})
+    assert not w.quiet(c, {0}, drained=True)  # a rebalance runs
