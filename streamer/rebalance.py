@@ -4,10 +4,13 @@ kafka-python 3.x runs rebalance callbacks on the consumer's IO thread, inside th
 SyncGroup coroutine, while the caller of ``poll()`` waits. Blocking work there (draining the
 outbox: producing and flushing possibly megabyte-sized records, store transactions, file
 writes) stalls that event loop — heartbeats and the group protocol itself — and an exception
-there surfaces as "User rebalance callback throws an error", hiding its cause. A join task
-that completes while nobody awaits it is also re-sent by kafka-python 3.0 (its result is
-dropped), so a slow callback can leave a member with a completed SyncGroup whose assignment
-is never applied (the reported hang: ``partitions=[]`` forever).
+there surfaces as "User rebalance callback throws an error", hiding its cause. Also, in
+kafka-python 3.0.12 ``join_group_async`` re-creates its JoinGroup -> SyncGroup task when the
+previous one is done, whether or not that one succeeded: a join that completes while no
+``poll()`` awaits it (the caller's timer ran out, e.g. behind a slow callback) is sent again
+and its assignment dropped — the likely mechanism of the reported hang (SyncGroup answered,
+``partitions=[]``; found by reading the client's code, not reproduced in isolation). Short
+callbacks make that window small; the watchdog (:mod:`streamer.watchdog`) covers the rest.
 
 So the callbacks (:class:`Rebalances`, the :class:`~streamer.kafka.consumer.PartitionOwner`
 of the listener) only record what changed, under a lock, in O(1); the listener also pauses
