@@ -12,7 +12,7 @@ import pandas as pd
 import tomli_w
 
 from lt4rec.config import AppConfig, JoinerConfig, SimConfig, load_app_config, to_dict
-from streamer.replay import read_table
+from streamer.replay import ReplayEvents, read_table
 
 SIM = SimConfig(impressions=5000, days=1, users=400, items=150, seed=11)
 PARTITIONS = 4
@@ -89,6 +89,11 @@ def write_env(base: Path, data: dict) -> StreamEnv:
     path = base / "joiner.toml"
     path.write_text(tomli_w.dumps(data))
     return StreamEnv(load_app_config(path), path)
+
+
+def segment(events: ReplayEvents, a: int, b: int) -> ReplayEvents:
+    """Events ``a .. b - 1`` of a replay (to produce a stream in parts)."""
+    return ReplayEvents(events.ts[a:b], events.kind[a:b], events.keys[a:b], events.values[a:b])
 
 
 def run_inprocess(env: StreamEnv, idle_s: float = 3.0):

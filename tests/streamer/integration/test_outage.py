@@ -24,13 +24,14 @@ import pytest
 from kafka import KafkaAdminClient
 
 from streamer.kafka.admin import ensure_topics
-from streamer.replay import ReplayEvents, replay
+from streamer.replay import replay
 from tests.ops.test_kafka_script import SCRIPT, free_ports, listening
 from tests.streamer.integration.streamer_it_support import (
     LABEL_COLS,
     archive_frame,
     expected_labels,
     run_inprocess,
+    segment,
     spawn_joiner,
     wait_progress,
 )
@@ -78,10 +79,6 @@ def private_broker(tmp_path: Path) -> Iterator[Broker]:
         broker.sh("stop")
 
 
-def _segment(events: ReplayEvents, a: int, b: int) -> ReplayEvents:
-    return ReplayEvents(events.ts[a:b], events.kind[a:b], events.keys[a:b], events.values[a:b])
-
-
 def test_broker_kill_9_longer_than_idle_then_restart_gives_the_uninterrupted_archive(
     private_broker, stream_env, sim_dir, sim_events, children, tmp_path
 ):
@@ -91,7 +88,7 @@ def test_broker_kill_9_longer_than_idle_then_restart_gives_the_uninterrupted_arc
     ensure_topics(cfg.kafka, cfg.topics)
     total = len(sim_events)
     first = int(total * 0.6)
-    replay(_segment(sim_events, 0, first), cfg.kafka, cfg.topics)
+    replay(segment(sim_events, 0, first), cfg.kafka, cfg.topics)
 
     log = tmp_path / "joiner.log"
     proc = spawn_joiner(env, idle_s=IDLE_S, log=log)
@@ -106,7 +103,7 @@ def test_broker_kill_9_longer_than_idle_then_restart_gives_the_uninterrupted_arc
     time.sleep(3 * IDLE_S)  # three idle limits without a broker
     assert proc.poll() is None, f"the joiner took the outage for the end: {log.read_text()}"
     broker.start()  # same port, same data dir
-    replay(_segment(sim_events, first, total), cfg.kafka, cfg.topics)  # within one idle limit
+    replay(segment(sim_events, first, total), cfg.kafka, cfg.topics)  # within one idle limit
     assert proc.wait(timeout=240) == 0, log.read_text()[-4000:]
     text = log.read_text()
     assert "does not answer" in text and "answers again" in text, text[-4000:]
