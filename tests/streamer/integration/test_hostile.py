@@ -35,7 +35,7 @@ from tests.streamer.integration.streamer_it_support import (
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-RSS_BOUND = 400 * 2**20  # per joiner process (docs/streamer.md "Limits"; measured ~190 MiB)
+RSS_BOUND = 400 * 2**20  # per joiner process (docs/streamer.md; measured 200-220 MiB)
 IDLE_S = 4.0
 
 
