@@ -18,8 +18,14 @@ from streamer.archive.complete import write_marker
 
 HOUR = 3600
 SIM = SimConfig(
-    impressions=40_000, days=4, users=300, items=200, seed=5, attribution_window_s=86_400,
-    target_ctr=0.12, target_cvr=0.25
+    impressions=40_000,
+    days=4,
+    users=300,
+    items=200,
+    seed=5,
+    attribution_window_s=86_400,
+    target_ctr=0.12,
+    target_cvr=0.25,
 )
 SMALL = {
     "data": {"hash_buckets": 1009, "batch_size": 256, "multi_max_len": 4},
