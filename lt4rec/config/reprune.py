@@ -21,6 +21,8 @@ class RepruneConfig:
     valid_hours: float = 6.0
     holdout_hours: float = 6.0
     label_delay_s: int | None = None
+    # the automatic window end is floored to this (two schedulers agree on the window)
+    end_granularity_s: int = 3600
     # gate: publish only if the candidate is not worse by more than these AUC margins
     gate_ctr_eps: float = 0.002
     gate_cvr_eps: float = 0.002
@@ -42,6 +44,8 @@ class RepruneConfig:
             raise ValueError("valid_hours + holdout_hours must be shorter than the window")
         if self.label_delay_s is not None and self.label_delay_s < 0:
             raise ValueError("label_delay_s must be >= 0")
+        if self.end_granularity_s < 1:
+            raise ValueError("end_granularity_s must be >= 1")
         if self.gate_ctr_eps < 0 or self.gate_cvr_eps < 0:
             raise ValueError("gate_ctr_eps and gate_cvr_eps must be >= 0")
         if self.min_train_rows < 1 or self.min_holdout_rows < 1:

@@ -5,7 +5,8 @@ All times are event times in ms (UTC). With ``cut`` the archive's completeness m
 archived) and ``delay`` the time after which an impression's labels are final
 (``reprune.label_delay_s``, default click window + attribution window)::
 
-    end        = min(--end, cut - delay)          impressions before `end` have final labels
+    end        = min(--end, floor(cut - delay))   impressions before `end` have final labels
+                                                  (floored to reprune.end_granularity_s)
     holdout    = [end - holdout_hours, end)       the gate's rows
     valid      = [holdout start - valid_hours, holdout start)   ticket + epoch selection
     train      = [end - window_days, valid start)
@@ -101,7 +102,8 @@ def plan_window(cfg: AppConfig, end: int | None = None, days: float | None = Non
     delay_s = rc.label_delay_s
     if delay_s is None:
         delay_s = cfg.joiner.click_window_s + cfg.joiner.attribution_window_s
-    latest = cut - delay_s * 1000
+    grain = rc.end_granularity_s * 1000
+    latest = (cut - delay_s * 1000) // grain * grain
     stop = latest if end is None else min(end, latest)
     span = int((days if days is not None else rc.window_days) * _DAY_MS)
     holdout_start = stop - int(rc.holdout_hours * _HOUR_MS)

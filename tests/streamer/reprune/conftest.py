@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
 import tomli_w
 
-from lt4rec.config import AppConfig, SimConfig, load_app_config, to_dict
-from streamer.archive import day_of
-from streamer.archive.complete import write_marker
+from lt4rec.config import AppConfig, JoinerConfig, SimConfig, load_app_config, to_dict
+from streamer.archive.backfill import backfill
+from streamer.archive.complete import MARKER_DIR
 
 HOUR = 3600
 SIM = SimConfig(
-    impressions=40_000, days=4, users=300, items=200, seed=5, attribution_window_s=86_400,
-    target_ctr=0.12, target_cvr=0.25
+    impressions=40_000,
+    days=4,
+    users=300,
+    items=200,
+    seed=5,
+    attribution_window_s=86_400,
+    target_ctr=0.12,
+    target_cvr=0.25,
 )
 SMALL = {
     "data": {"hash_buckets": 1009, "batch_size": 256, "multi_max_len": 4},
@@ -32,46 +35,6 @@ SMALL = {
                 "min_train_rows": 500, "min_holdout_rows": 100, "shuffle_rows": 2048,
                 "read_rows": 512},
 }  # fmt: skip
-
-
-def write_archive(sim_dir: Path, archive: Path, partitions: int, markers: bool = True) -> int:
-    """The joiner's archive of ``sim_dir`` (final rows by the window rules); returns rows."""
-    tables = [pq.read_table(sim_dir / f"{s}.parquet") for s in ("train", "valid", "test")]
-    t = pa.concat_tables(tables).drop_columns(["p_click", "p_conversion"])
-    ts = t.column("ts").to_numpy()
-    click = t.column("click").to_numpy()
-    conv = t.column("conversion").to_numpy()
-    click_ts = t.column("click_ts").to_numpy(zero_copy_only=False)
-    conv_ts = t.column("conversion_ts").to_numpy(zero_copy_only=False)
-    label_ts = np.where(
-        conv == 1, conv_ts,
-        np.where(click == 1, click_ts + SIM.attribution_window_s * 1000, ts + HOUR * 1000),
-    ).astype(np.int64)  # fmt: skip
-    t = t.append_column("label_ts", pa.array(label_ts)).append_column(
-        "kind", pa.array(["final"] * t.num_rows)
-    )
-    t = t.set_column(
-        t.schema.get_field_index("click_ts"),
-        "click_ts",
-        pc.if_else(pc.equal(t["click"], 1), t["click_ts"], None),
-    )
-    t = t.set_column(
-        t.schema.get_field_index("conversion_ts"), "conversion_ts",
-        pc.if_else(pc.equal(t["conversion"], 1), t["conversion_ts"], None),
-    )  # fmt: skip
-    part = np.arange(t.num_rows) % partitions
-    days = np.array([day_of(int(x)) for x in ts])
-    for p in range(partitions):
-        for day in sorted(set(days.tolist())):
-            rows = np.flatnonzero((part == p) & (days == day))
-            folder = archive / f"dt={day}"
-            folder.mkdir(parents=True, exist_ok=True)
-            pq.write_table(
-                t.take(rows), folder / f"part-p{p:04d}-000000000000-{len(rows):012d}.parquet"
-            )
-        if markers:
-            write_marker(archive, p, int(label_ts[part == p].max()))
-    return t.num_rows
 
 
 @pytest.fixture(scope="session")
@@ -93,7 +56,11 @@ def reprune_env(tmp_path: Path, sim_dir: Path) -> Callable[..., AppConfig]:
             data[sec].update(values)
         archive = tmp_path / "archive"
         if not archive.exists():
-            write_archive(sim_dir, archive, SMALL["topics"]["partitions"], markers)
+            files = [sim_dir / f"{s}.parquet" for s in ("train", "valid", "test")]
+            joiner = JoinerConfig(attribution_window_s=SIM.attribution_window_s)
+            backfill(files, archive, joiner, SMALL["topics"]["partitions"])
+            if not markers:
+                shutil.rmtree(archive / MARKER_DIR)
         data["archive"]["dir"] = str(archive)
         data["registry"].update(
             url=db_url or f"sqlite:///{tmp_path / 'registry.db'}", dir=str(tmp_path / "models")

@@ -17,7 +17,7 @@ def test_window_splits_and_label_cut(reprune_env):
     cut = complete_until(cfg.archive.dir, cfg.topics.partitions)
     assert w.complete and w.label_cut == cut
     delay = (cfg.joiner.click_window_s + cfg.joiner.attribution_window_s) * 1000
-    assert w.end == cut - delay
+    assert w.end == (cut - delay) // 3_600_000 * 3_600_000  # floored to the hour
     assert w.holdout_start == w.end - 8 * HOUR * 1000
     assert w.train_end == w.holdout_start - 6 * HOUR * 1000
     assert w.start == w.end - int(2.5 * 24 * HOUR * 1000)
