@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import signal
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -35,3 +38,23 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``message`` to stderr and return an Exit to raise (clear errors, no traceback)."""
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     return typer.Exit(code)
+
+
+def setup_logging(level: str) -> None:
+    """Configure logging; kafka-python's own (noisy, mostly transient) messages are shown
+    only with ``--log-level info`` or ``debug``: real failures surface as errors here."""
+    lvl = getattr(logging, level.upper(), logging.WARNING)
+    logging.basicConfig(level=lvl, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if lvl >= logging.WARNING:
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
+
+
+def stop_on_signals(what: str, doing: str, request_stop: Callable[[], None]) -> None:
+    """SIGTERM / SIGINT ask a daemon to stop cleanly (``what: SIGTERM received, doing``)."""
+
+    def stop(signum: int, _frame: Any) -> None:
+        typer.echo(f"{what}: {signal.Signals(signum).name} received, {doing}", err=True)
+        request_stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)

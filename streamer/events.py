@@ -6,6 +6,9 @@ three topics are co-partitioned and one joiner owns all events of an impression.
 
 :func:`parse_event` turns raw message bytes into an event or raises :class:`InvalidEvent` with
 a short ``reason`` code; the daemon routes those to the dead-letter topic and never crashes.
+The field checks (:func:`decode_json`, :func:`nonempty_str`, :func:`id_value`,
+:func:`event_ts`, :func:`features_of`) are shared with the online worker's example parser, so
+both sides give the same reason for the same fault.
 """
 
 from __future__ import annotations
@@ -92,7 +95,7 @@ def _has_long_digits(raw: bytes) -> bool:
     return _LONG in raw.translate(_DIGITS)
 
 
-def _decode(raw: bytes) -> Any:
+def decode_json(raw: bytes) -> Any:
     """The JSON value of ``raw``: orjson when it agrees with the stdlib decoder, else stdlib.
 
     Every input orjson rejects (NaN, lone surrogates, bad UTF-8, syntax errors, deep nesting)
@@ -115,22 +118,22 @@ def _decode(raw: bytes) -> Any:
         raise InvalidEvent("bad_json", "nesting too deep") from None
 
 
-def _field(obj: dict[str, Any], name: str) -> Any:
+def require_field(obj: dict[str, Any], name: str) -> Any:
     if name not in obj:
         raise InvalidEvent("missing_field", name)
     return obj[name]
 
 
-def _nonempty_str(obj: dict[str, Any], name: str) -> str:
-    value = _field(obj, name)
+def nonempty_str(obj: dict[str, Any], name: str) -> str:
+    value = require_field(obj, name)
     if not isinstance(value, str) or not value:
         raise InvalidEvent("bad_type", f"{name} must be a non-empty string")
     return value
 
 
-def _id(obj: dict[str, Any], name: str) -> str:
+def id_value(obj: dict[str, Any], name: str) -> str:
     """user_id / item_id: a non-empty string or an integer (normalised to str)."""
-    value = _field(obj, name)
+    value = require_field(obj, name)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if isinstance(value, str) and value:
@@ -138,8 +141,8 @@ def _id(obj: dict[str, Any], name: str) -> str:
     raise InvalidEvent("bad_type", f"{name} must be a non-empty string or an integer")
 
 
-def _ts(obj: dict[str, Any]) -> int:
-    value = _field(obj, "ts")
+def event_ts(obj: dict[str, Any]) -> int:
+    value = require_field(obj, "ts")
     if not isinstance(value, int) or isinstance(value, bool):
         raise InvalidEvent("bad_type", "ts must be an integer (ms since epoch)")
     if not MIN_TS_MS <= value < MAX_TS_MS:
@@ -147,7 +150,7 @@ def _ts(obj: dict[str, Any]) -> int:
     return value
 
 
-def _features(obj: dict[str, Any]) -> dict[str, FeatureValue]:
+def features_of(obj: dict[str, Any]) -> dict[str, FeatureValue]:
     value = obj.get("features", {})
     if not isinstance(value, dict):
         raise InvalidEvent("bad_type", "features must be an object")
@@ -172,7 +175,7 @@ def parse_event(raw: bytes, kind: EventKind, max_bytes: int | None = None) -> Ev
     """
     if max_bytes is not None and len(raw) > max_bytes:
         raise InvalidEvent("oversize", f"{len(raw)} bytes > max_message_bytes {max_bytes}")
-    obj = _decode(raw)
+    obj = decode_json(raw)
     if not isinstance(obj, dict):
         raise InvalidEvent("not_object", f"JSON {type(obj).__name__}, expected an object")
     event_type = obj.get("event")
@@ -180,13 +183,15 @@ def parse_event(raw: bytes, kind: EventKind, max_bytes: int | None = None) -> Ev
         raise InvalidEvent("unknown_event", f"event {str(event_type)[:50]!r}")
     if event_type != kind:
         raise InvalidEvent("wrong_topic", f"{event_type} event on the {kind} topic")
-    impression_id = _nonempty_str(obj, "impression_id")
-    ts = _ts(obj)
+    impression_id = nonempty_str(obj, "impression_id")
+    ts = event_ts(obj)
     if kind == "click":
         return Click(impression_id, ts)
     if kind == "conversion":
         return Conversion(impression_id, ts)
-    return Impression(impression_id, ts, _id(obj, "user_id"), _id(obj, "item_id"), _features(obj))
+    return Impression(
+        impression_id, ts, id_value(obj, "user_id"), id_value(obj, "item_id"), features_of(obj)
+    )
 
 
 def encode_event(event: Event) -> bytes:

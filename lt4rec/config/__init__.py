@@ -12,6 +12,7 @@ from lt4rec.config.kafka import KafkaConfig, MetricsConfig, TopicsConfig
 from lt4rec.config.loader import ConfigError, load, to_dict, to_toml
 from lt4rec.config.model import ModelConfig, PruneConfig, TrainConfig
 from lt4rec.config.registry import RegistryConfig
+from lt4rec.config.worker import WorkerConfig
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class AppConfig:
     archive: ArchiveConfig = field(default_factory=ArchiveConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
 
 
 def load_app_config(path: Path | str | None = None, overrides: Sequence[str] = ()) -> AppConfig:
@@ -59,6 +61,7 @@ __all__ = [
     "StoreConfig",
     "TopicsConfig",
     "TrainConfig",
+    "WorkerConfig",
     "load_app_config",
     "to_dict",
     "to_toml",

@@ -64,18 +64,19 @@ class JoinRebalanceListener(ConsumerRebalanceListener):
         self.owner.on_assigned(set(assigned))
 
 
-def make_consumer(
-    kafka: KafkaConfig, topics: TopicsConfig, owner: PartitionOwner, client_suffix: str = ""
-) -> Any:
-    """A group consumer subscribed to the three input topics with the listener attached."""
+def group_consumer(
+    kafka: KafkaConfig, group_id: str, client_id: str, assignor: Any, topics: list[str],
+    listener: ConsumerRebalanceListener,
+) -> Any:  # fmt: skip
+    """A manually committing group consumer of ``topics`` with ``listener`` attached."""
     consumer = KafkaConsumer(
         bootstrap_servers=kafka.bootstrap,
-        group_id=kafka.group_id,
-        client_id=f"{kafka.client_id}-joiner{client_suffix}",
+        group_id=group_id,
+        client_id=client_id,
         bootstrap_timeout_ms=kafka.bootstrap_timeout_ms,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        partition_assignment_strategy=[RangePartitionAssignor],
+        partition_assignment_strategy=[assignor],
         max_poll_records=kafka.max_poll_records,
         session_timeout_ms=kafka.session_timeout_ms,
         heartbeat_interval_ms=kafka.heartbeat_interval_ms,
@@ -84,10 +85,20 @@ def make_consumer(
         allow_auto_create_topics=False,
         check_crcs=kafka.check_crcs,
     )
-    for topic in topics.inputs:  # metadata first: else the first assignment can be empty
+    for topic in topics:  # metadata first: else the first assignment can be empty
         consumer.partitions_for_topic(topic)
-    consumer.subscribe(topics=list(topics.inputs), listener=JoinRebalanceListener(owner))
+    consumer.subscribe(topics=topics, listener=listener)
     return consumer
+
+
+def make_consumer(
+    kafka: KafkaConfig, topics: TopicsConfig, owner: PartitionOwner, client_suffix: str = ""
+) -> Any:
+    """A group consumer subscribed to the three input topics with the listener attached."""
+    return group_consumer(
+        kafka, kafka.group_id, f"{kafka.client_id}-joiner{client_suffix}",
+        RangePartitionAssignor, list(topics.inputs), JoinRebalanceListener(owner),
+    )  # fmt: skip
 
 
 def consumer_lag(consumer: Any, tps: Iterable[TopicPartition]) -> dict[tuple[str, int], int]:
