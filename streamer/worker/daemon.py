@@ -150,6 +150,7 @@ class WorkerDaemon:
             idle_exit = False
             while not self._stop.is_set():
                 self._commit()
+                self.trainer.checkpoint_if_due()
                 self._backpressure()
                 polled = self.consumer.poll(timeout_ms=poll_ms)
                 n = self._intake(polled)

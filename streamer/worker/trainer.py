@@ -117,6 +117,18 @@ class Trainer:
                 raise WorkerError(f"training did not drain within {timeout_s:.0f}s")
         self._check()
 
+    def checkpoint_if_due(self) -> None:
+        """Queue a checkpoint when ``checkpoint_seconds`` passed with untrained-upon progress
+        (e.g. offsets moved over duplicates only, or a quiet stream): called every round."""
+        if (
+            self._dirty
+            and not self._queue
+            and time.monotonic() - self._last_ckpt >= self.cfg.worker.checkpoint_seconds
+        ):
+            with self._cv:
+                self._queue.append(_Barrier(True, threading.Event()))
+                self._cv.notify()
+
     def take_commit(self) -> dict[int, int] | None:
         """Offsets of the newest durable checkpoint not yet committed to Kafka."""
         with self.lock:
