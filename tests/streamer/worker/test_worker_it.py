@@ -165,7 +165,7 @@ def test_start_errors_are_one_line_with_exit_2(tmp_path, base_ckpt):
     cases = [
         (["--set", reg], "no model to start from"),
         (["--set", reg, "--set", f"worker.init_checkpoint={base_ckpt}", "--set",
-          "joiner.policy=fnw", "--set", "worker.loss=bce"], "refusing to train on the wrong labels"),
+          "joiner.policy=fnw", "--set", "worker.loss=bce"], "refusing to train on the wrong"),
         (["--set", "worker.batch_cut=sometimes"], "worker.batch_cut"),
     ]  # fmt: skip
     for args, message in cases:
