@@ -8,7 +8,12 @@
 4. **join** them with the joiner daemon (SQLite state, ``--flush-at-end``) into labelled
    examples and the daily Parquet archive;
 5. **check** the archive against the simulator's ground truth: one row per impression, labels
-   equal under the window rules.
+   equal under the window rules;
+6. **learn online**: the online worker starts from the fit (registered as an ``offline``
+   version of the run's registry), fine-tunes it on the joined example stream with progressive
+   validation, checkpoints ``online`` versions, and the summary puts its rolling AUCs (the last
+   ``worker.metrics_window`` examples of the stream, i.e. the end of the log) next to the
+   offline fit's test AUCs.
 
 Everything lands under ``run.workdir``, which is emptied first so a run is reproducible.
 """
@@ -95,7 +100,7 @@ def run_pipeline(cfg: AppConfig, *, stream: bool = True, log: Log = print) -> di
         json_out=fit_dir / "metrics.json",
         plots_dir=fit_dir / "plots",
     )
-    save_fit(work / "checkpoints" / f"{cfg.model.name}.ckpt", cfg, result)
+    fit_ckpt = save_fit(work / "checkpoints" / f"{cfg.model.name}.ckpt", cfg, result)
     metrics = result.metrics
     summary["fit"] = {"seconds": round(done(), 2)} | {
         k: metrics[k] for k in ("ctr_auc", "cvr_auc", "ctcvr_auc", "ctr_gauc") if k in metrics
@@ -103,13 +108,15 @@ def run_pipeline(cfg: AppConfig, *, stream: bool = True, log: Log = print) -> di
     log(f"   test AUC: ctr={metrics['ctr_auc']:.4f} cvr={metrics['cvr_auc']:.4f}")
 
     if stream:
-        summary["stream"] = _stream(cfg, sim_dir, work, log)
+        summary["stream"] = _stream(cfg, sim_dir, work, fit_ckpt, summary["fit"], log)
     (work / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     log(f"== done: {work / 'summary.json'}")
     return summary
 
 
-def _stream(cfg: AppConfig, sim_dir: Path, work: Path, log: Log) -> dict[str, Any]:
+def _stream(
+    cfg: AppConfig, sim_dir: Path, work: Path, fit_ckpt: Path, fit: dict[str, Any], log: Log
+) -> dict[str, Any]:
     from streamer.daemon import DaemonOptions, JoinerDaemon
     from streamer.kafka.admin import admin_client, ensure_topics
     from streamer.replay import load_events, replay
@@ -133,6 +140,10 @@ def _stream(cfg: AppConfig, sim_dir: Path, work: Path, log: Log) -> dict[str, An
         kafka=replace(cfg.kafka, group_id=f"{cfg.kafka.group_id}.run-{run_id}"),
         store=replace(cfg.store, url=f"sqlite:///{state / 'joiner.db'}"),
         archive=replace(cfg.archive, dir=str(work / "archive")),
+        registry=replace(
+            cfg.registry, url=f"sqlite:///{state / 'registry.db'}", dir=str(work / "models")
+        ),
+        worker=replace(cfg.worker, group_id=f"{cfg.worker.group_id}.run-{run_id}"),
     )
     out: dict[str, Any] = {"topics_suffix": f"run-{run_id}"}
     ensure_topics(cfg.kafka, cfg.topics)
@@ -153,6 +164,7 @@ def _stream(cfg: AppConfig, sim_dir: Path, work: Path, log: Log) -> dict[str, An
             f"   archive: {check['archive_rows']} rows for {check['impressions']} impressions, "
             f"{check['label_mismatches']} label mismatches, {check['duplicate_rows']} duplicates"
         )
+        out["online"] = learn_online(cfg, fit_ckpt, fit, log)
     finally:
         admin = admin_client(cfg.kafka)
         try:
@@ -161,6 +173,38 @@ def _stream(cfg: AppConfig, sim_dir: Path, work: Path, log: Log) -> dict[str, An
             )
         finally:
             admin.close()
+    return out
+
+
+def learn_online(cfg: AppConfig, fit_ckpt: Path, fit: dict[str, Any], log: Log) -> dict[str, Any]:
+    """Stage 6: the online worker on the joined stream, from the fit as an offline version."""
+    from checkpoints import Registry
+    from streamer.worker import WorkerDaemon, WorkerOptions
+
+    done = _stage(log, "learn online: the worker fine-tunes the fit on the example stream")
+    reg = Registry(cfg.registry)
+    try:
+        base = reg.save(
+            "offline", lambda p: shutil.copyfile(fit_ckpt, p), model_name=cfg.model.name,
+            metrics={k: v for k, v in fit.items() if k != "seconds"},
+        )  # fmt: skip
+    finally:
+        reg.close()
+    s = WorkerDaemon(cfg, WorkerOptions(exit_when_idle_s=5.0)).run()
+    keys = ("auc", "logloss", "calibration")
+    rolling = {f"{t}_{k}": s.rolling[f"{t}_{k}"] for t in ("ctr", "cvr") for k in keys}
+    out = {
+        "seconds": round(done(), 2), "start": f"offline version {base.version}",
+        "version": s.version, "checkpoints": s.checkpoints, "records": s.records,
+        "trained": s.counters, "rolling": rolling, "window": cfg.worker.metrics_window,
+        "offline_test": {k: fit[k] for k in ("ctr_auc", "cvr_auc") if k in fit},
+    }  # fmt: skip
+    log(
+        f"   worker: {s.counters['examples']} examples trained into online version {s.version}; "
+        f"rolling AUC (last {cfg.worker.metrics_window} examples) ctr={rolling['ctr_auc']:.4f} "
+        f"cvr={rolling['cvr_auc']:.4f} | offline fit, test split: "
+        f"ctr={fit.get('ctr_auc', float('nan')):.4f} cvr={fit.get('cvr_auc', float('nan')):.4f}"
+    )
     return out
 
 
