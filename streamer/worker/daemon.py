@@ -67,6 +67,7 @@ class WorkerSummary:
     start: str = ""
     version: int | None = None
     checkpoints: int = 0
+    busy_seconds: float = 0.0  # first polled record -> end of the last trained batch
     counters: dict[str, int] = field(default_factory=dict)
     rolling: dict[str, float] = field(default_factory=dict)
 
@@ -118,6 +119,7 @@ class WorkerDaemon:
         self._stop = threading.Event()
         self._joined = False
         self._last_activity = time.monotonic()
+        self._first_record: float | None = None
         self.summary = WorkerSummary(start=self.start.source)
 
     def request_stop(self) -> None:
@@ -156,6 +158,8 @@ class WorkerDaemon:
                 n = self._intake(polled)
                 if n:
                     self._last_activity = time.monotonic()
+                    if self._first_record is None:
+                        self._first_record = self._last_activity
                 elif self._idle_expired():
                     idle_exit = True
                     break
@@ -174,6 +178,8 @@ class WorkerDaemon:
         s.seconds = time.monotonic() - t_start
         s.version = self.trainer.holder.version
         s.checkpoints = self.trainer.checkpoints
+        if self._first_record is not None and self.trainer.last_trained is not None:
+            s.busy_seconds = max(0.0, self.trainer.last_trained - self._first_record)
         s.counters = dict(self.trainer.position.counters)
         s.rolling = self.progress.snapshot()
         return s

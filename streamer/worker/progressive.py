@@ -7,8 +7,10 @@ rows:
   river's threshold approximation) and **calibration** (mean predicted / observed rate), from
   the same ring buffer;
 * **logloss**, river's ``utils.Rolling(metrics.LogLoss)`` over the same window;
-* **drift**: river's ``ADWIN`` on each row's progressive logloss; a detection is counted and
-  logged (the loss level moved: new traffic, a broken feature, a model that diverges).
+* **drift**: river's ``ADWIN`` on each row's progressive logloss; a detection is counted
+  (``lt4rec_worker_drift_total``, ``{task}_drifts``) and logged at INFO (the loss level moved:
+  new traffic, a broken feature, a model that diverges; with ``wait_full`` also the natural
+  shifts of the label mix, since examples arrive when their label is final).
 
 The windows travel in every checkpoint (:meth:`ProgressiveMetrics.aux` / :meth:`restore`),
 so a restarted worker reports the same window; river's rolling logloss is rebuilt from it
@@ -60,7 +62,7 @@ class TaskProgress:
                 found = True
         if found:
             self.drifts += 1
-            log.warning(
+            log.info(
                 "%s: drift in the progressive logloss (ADWIN, now %.4f over %d rows)",
                 self.task, self.detector.estimation, int(self.detector.width),
             )  # fmt: skip

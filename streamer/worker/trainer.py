@@ -82,6 +82,7 @@ class Trainer:
         self._last_ckpt = self._last_snap = time.monotonic()
         self.error: BaseException | None = None
         self.checkpoints = 0
+        self.last_trained: float | None = None  # monotonic end of the last trained batch
         self._thread = threading.Thread(target=self._run, name="lt4rec-worker-train", daemon=True)
 
     # ---- the polling thread's side ---------------------------------------------------
@@ -195,6 +196,7 @@ class Trainer:
         self._dirty = True
         self.metrics.count_skipped(cut.advance.duplicates, cut.dead_reasons)
         end = time.time()
+        self.last_trained = time.monotonic()
         if result is not None:
             self.metrics.count_step(result.trained, time.perf_counter() - t0)
             self.metrics.observe_freshness([end - e.label_ts / 1000.0 for e in cut.examples])

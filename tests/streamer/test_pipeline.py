@@ -43,7 +43,11 @@ def test_run_simulates_fits_streams_and_archives_exactly(kafka_bootstrap, tmp_pa
     for task in ("ctr", "cvr"):
         assert 0.0 <= online["rolling"][f"{task}_auc"] <= 1.0
         assert 0.0 <= online["offline_test"][f"{task}_auc"] <= 1.0
-    assert "rolling AUC" in result.output and "offline fit, test split" in result.output
+    test = online["progressive_test_period"]
+    assert test["ctr_rows"] == 400  # the 10 % test split of 4000 impressions, each scored once
+    assert 0.0 <= test["ctr_auc"] <= 1.0
+    assert "worker, progressive on the test period" in result.output
+    assert "offline fit, test split" in result.output
     assert (work / "fit" / "metrics.json").is_file()
 
 
