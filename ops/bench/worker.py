@@ -34,8 +34,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import torch
 import tomli_w
+import torch
 
 from checkpoints import load_checkpoint
 from lt4rec.config import AppConfig, DataConfig, ModelConfig, SimConfig, load_app_config, to_dict
