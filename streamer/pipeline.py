@@ -254,6 +254,13 @@ def learn_online(
     log(f"   {'AUC':<{w}}  ctr     cvr")
     for name, a, b in table:
         log(f"   {name:<{w}}  {a:.4f}  {b:.4f}")
+    if cfg.joiner.policy == "wait_full":
+        log(
+            "   (wait_full: a clicked, unconverted impression's example is final only after "
+            f"the {cfg.joiner.attribution_window_s // 86400}-day attribution window, so during "
+            "the replay CVR trains on conversions only and its negatives arrive at the end: "
+            "the online CVR AUC shows that delayed-feedback bias; see docs/worker.md)"
+        )
     return out
 
 
