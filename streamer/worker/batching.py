@@ -42,6 +42,7 @@ class Cut:
     dead: list[OutRow] = field(default_factory=list)  # DLQ rows (key, value, headers)
     advance: Advance = field(default_factory=Advance)
     dead_reasons: list[str] = field(default_factory=list)
+    encoded: Any = None  # (encoder, Batch | None, StreamMeta | None), see encode.encode_cut
 
     def extend(self, other: Cut) -> None:
         self.examples.extend(other.examples)

@@ -46,6 +46,7 @@ from streamer.kafka.consumer import JoinRebalanceListener, consumer_lag, group_c
 from streamer.kafka.producer import ProducerSink
 from streamer.worker.batching import Batcher
 from streamer.worker.checkpoint import Start, load_start
+from streamer.worker.encode import encode_cut
 from streamer.worker.metrics import WorkerMetrics
 from streamer.worker.progressive import ProgressiveMetrics
 from streamer.worker.trainer import OnTrained, Trainer
@@ -153,8 +154,11 @@ class WorkerDaemon:
             while not self._stop.is_set():
                 self._commit()
                 self.trainer.checkpoint_if_due()
-                self._backpressure()
-                polled = self.consumer.poll(timeout_ms=poll_ms)
+                if self._backpressure():  # paused: poll only briefly, to resume promptly
+                    self.trainer.wait_for_room(poll_ms / 1000.0)
+                    polled = self.consumer.poll(timeout_ms=0)
+                else:
+                    polled = self.consumer.poll(timeout_ms=poll_ms)
                 n = self._intake(polled)
                 if n:
                     self._last_activity = time.monotonic()
@@ -167,11 +171,11 @@ class WorkerDaemon:
             with self._lock:
                 if idle_exit:  # the end of the stream: train what is pending
                     for cut in self.batcher.flush():
-                        self.trainer.put(cut)
+                        self.trainer.put(cut)  # encoded by the trainer
                 else:  # stopped: partial batches are re-read after a restart
                     self.batcher.drop(list(self._owned))
             self.trainer.barrier(checkpoint=True)
-            self._commit()
+            self._commit(sync=True)  # the last one must reach the broker before close
         finally:
             self._close()
         s = self.summary
@@ -194,23 +198,28 @@ class WorkerDaemon:
                 n += len(recs)
                 cuts.extend(self.batcher.add(tp.partition, recs))
             cuts.extend(self.batcher.due())
-            for cut in cuts:
-                if not cut.empty():
-                    self.trainer.put(cut)
+        encoder, topic = self.trainer.holder.encoder, self.cfg.topics.examples
+        for cut in cuts:
+            if not cut.empty():
+                encode_cut(cut, encoder, topic)  # here, overlapping the training thread
+                self.trainer.put(cut)
         self.summary.records += n
         return n
 
-    def _backpressure(self) -> None:
-        """Pause every owned partition while the training queue is full, resume after."""
+    def _backpressure(self) -> bool:
+        """Pause every owned partition while the training queue is full, resume after;
+        returns whether consumption is paused."""
         tps = set(self.consumer.assignment() or ())
         paused = set(self.consumer.paused())
         if self.trainer.full():
             if tps - paused:
                 self.consumer.pause(*(tps - paused))
-        elif paused:
+            return True
+        if paused:
             self.consumer.resume(*paused)
+        return False
 
-    def _commit(self) -> None:
+    def _commit(self, sync: bool = False) -> None:
         """Commit the newest checkpoint's offsets of the partitions we own (step 5)."""
         offsets = self.trainer.take_commit()
         if not offsets or self.consumer is None:
@@ -224,7 +233,10 @@ class WorkerDaemon:
         }
         if commit:
             try:
-                self.consumer.commit_async(commit)
+                if sync:
+                    self.consumer.commit(commit)
+                else:
+                    self.consumer.commit_async(commit)
             except Exception as exc:  # a courtesy for lag monitoring; the checkpoint is truth
                 log.info("offset commit skipped: %s", exc)
 

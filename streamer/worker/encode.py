@@ -23,6 +23,8 @@ from lt4rec.data.encode import encode_table
 from lt4rec.data.normalizer import Normalizer
 from lt4rec.data.spec import DataError, FeatureSpec
 from lt4rec.train.delayed import StreamMeta
+from streamer.events import InvalidEvent
+from streamer.worker.batching import Cut, dead_letter
 from streamer.worker.examples import Example, SpecColumns
 
 _LIST = pa.list_(pa.string())
@@ -72,7 +74,10 @@ class ExampleEncoder:
         """The spec's columns of ``examples`` as an Arrow table (one row per example)."""
         n = len(self.columns.names)
         cols = list(zip(*(e.values for e in examples), strict=True)) if examples else [()] * n
-        arrays = [_array(g, list(c)) for g, c in zip(self.columns.groups, cols, strict=True)]
+        try:
+            arrays = [_array(g, list(c)) for g, c in zip(self.columns.groups, cols, strict=True)]
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as exc:
+            raise DataError(f"examples: {exc}") from exc
         return pa.Table.from_arrays(arrays, names=list(self.columns.names))
 
     def encode(self, examples: Sequence[Example]) -> tuple[Batch, StreamMeta]:
@@ -116,3 +121,15 @@ class ExampleEncoder:
             return None, None, [], bad
         batch, meta = self.encode(kept)
         return batch, meta, kept, bad
+
+
+def encode_cut(cut: Cut, encoder: ExampleEncoder, topic: str) -> None:
+    """Encode ``cut`` with ``encoder`` (in place): examples the encoder refuses become dead
+    letters with reason ``bad_feature``; ``cut.encoded`` remembers which encoder was used
+    (a holder swapped in later re-encodes with its own)."""
+    batch, meta, kept, bad = encoder.encode_valid(cut.examples)
+    for ex, why in bad:
+        exc = InvalidEvent("bad_feature", why)
+        dead_letter(cut, topic, ex.partition, ex.offset, ex.key, ex.raw, exc)
+    cut.examples = kept
+    cut.encoded = (encoder, batch, meta)

@@ -17,10 +17,12 @@ Reasons (besides the event parser's ``oversize``, ``not_utf8``, ``bad_json``, ``
                     sparse column, text in a dense one)
 ==================  ===============================================================
 
-Column lookup follows the archive's flattening (:mod:`streamer.archive.schema`): the example's
-own fields (``user_id``, ``click``...) by name, every other spec column from ``features``, and
-``feature_<name>`` for a feature named like an example field. A feature that is absent is
-null, as in the archive (hashed to the padding id, or imputed for dense columns).
+Only the columns of the spec are read and checked (the joiner validated every feature of the
+impression already). Column lookup follows the archive's flattening
+(:mod:`streamer.archive.schema`): the example's own fields (``user_id``, ``click``...) by
+name, every other spec column from ``features``, and ``feature_<name>`` for a feature named
+like an example field. A feature that is absent is null, as in the archive (hashed to the
+padding id, or imputed for dense columns).
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ from streamer.events import (
     InvalidEvent,
     decode_json,
     event_ts,
-    features_of,
     id_value,
     nonempty_str,
     require_field,
@@ -63,6 +64,9 @@ class Example:
     raw: bytes = b""
 
 
+_ALLOWED = {"sparse": (str, int, float), "multi": (list,), "dense": (int, float), "label": ()}
+
+
 @dataclass(frozen=True)
 class SpecColumns:
     """Where each column a feature spec needs comes from in an example, and its group."""
@@ -70,6 +74,8 @@ class SpecColumns:
     names: tuple[str, ...]  # spec.required_columns order
     groups: tuple[str, ...]  # "sparse" | "multi" | "dense" | "label", per name
     keys: tuple[tuple[bool, str], ...]  # (from features?, key), per name
+    # (name, group, from features?, key, allowed value types) per name: the parser's loop
+    plan: tuple[tuple[str, str, bool, str, tuple[type, ...]], ...] = ()
 
     @classmethod
     def of(cls, spec: FeatureSpec) -> SpecColumns:
@@ -85,7 +91,11 @@ class SpecColumns:
                 keys.append((True, c[len(_PREFIX) :]))
             else:
                 keys.append((True, c))
-        return cls(names, tuple(group.get(c, "sparse") for c in names), tuple(keys))
+        groups = tuple(group.get(c, "sparse") for c in names)
+        plan = tuple(
+            (n, g, f, k, _ALLOWED[g]) for n, g, (f, k) in zip(names, groups, keys, strict=True)
+        )
+        return cls(names, groups, tuple(keys), plan)
 
 
 def origin(headers: Sequence[tuple[str, bytes]], policy: str) -> tuple[int, int]:
@@ -122,19 +132,11 @@ def _int_or_none(obj: dict[str, Any], name: str) -> None:
         raise InvalidEvent("bad_type", f"{name} must be an integer or null")
 
 
-def _check_value(name: str, group: str, value: Any) -> None:
-    if value is None:
-        return
-    t = type(value)
-    ok = (
-        t is str or t is int or t is float
-        if group == "sparse"
-        else t is list
-        if group == "multi"
-        else t is int or t is float
-    )
-    if not ok:
-        raise InvalidEvent("bad_feature", f"{group} column {name!r} cannot encode a {t.__name__}")
+def _bad_value(name: str, group: str, value: Any) -> InvalidEvent:
+    t = type(value).__name__
+    if group == "multi" and type(value) is list:
+        return InvalidEvent("bad_feature", f"multi column {name!r} must hold strings only")
+    return InvalidEvent("bad_feature", f"{group} column {name!r} cannot encode a {t}")
 
 
 def parse_example(
@@ -166,20 +168,24 @@ def parse_example(
         raise InvalidEvent("bad_type", "label_ts must be an integer (ms since epoch)")
     obj["user_id"] = id_value(obj, "user_id")
     obj["item_id"] = id_value(obj, "item_id")
-    feats = features_of(obj)
+    feats = obj.get("features", {})
+    if type(feats) is not dict:  # values outside the spec are never read, so never checked
+        raise InvalidEvent("bad_type", "features must be an object")
     _label(obj, "click")
     _label(obj, "conversion")
     _int_or_none(obj, "click_ts")
     _int_or_none(obj, "conversion_ts")
     values = []
-    for name, group, (in_features, col) in zip(
-        columns.names, columns.groups, columns.keys, strict=True
-    ):
+    for name, group, in_features, col, allowed in columns.plan:
         v = feats.get(col) if in_features else obj.get(col)
-        if group == "label":
-            if in_features:
-                v = _label(feats, col)
-        else:
-            _check_value(name, group, v)
+        if v is not None:
+            if group == "label":
+                v = _label(feats, col) if in_features else v
+            elif type(v) not in allowed or (
+                group == "multi" and not all(type(x) is str for x in v)
+            ):
+                raise _bad_value(name, group, v)
+        elif group == "label":
+            raise InvalidEvent("missing_field", name)
         values.append(v)
     return Example(partition, offset, source, seq, kind, ts, label_ts, tuple(values), key, raw)

@@ -3,7 +3,8 @@
 The polling thread (:mod:`streamer.worker.daemon`) cuts micro-batches and queues them here; this
 thread trains them one by one, in order. For every micro-batch (:meth:`Trainer._process`):
 
-1. **train** — encode with the model's spec, score the rows with the current weights
+1. **train** — (encoded by the polling thread with the model's spec; again if the model was
+   swapped since) score the rows with the current weights
    (progressive validation), one masked optimiser step, the loss's own update;
 2. **sinks** — the batch's dead letters are produced to ``topics.dlq`` and flushed;
 3. **state** — the in-memory :class:`~streamer.worker.position.StreamPosition` advances to the
@@ -32,10 +33,10 @@ from dataclasses import dataclass
 
 from checkpoints import Registry, VersionInfo
 from lt4rec.config import AppConfig
-from streamer.events import InvalidEvent
 from streamer.kafka.producer import ProducerSink
-from streamer.worker.batching import Cut, dead_letter
+from streamer.worker.batching import Cut
 from streamer.worker.checkpoint import save_online
+from streamer.worker.encode import encode_cut
 from streamer.worker.holder import ModelHolder, StepResult, WorkerError
 from streamer.worker.metrics import WorkerMetrics
 from streamer.worker.position import StreamPosition
@@ -98,6 +99,11 @@ class Trainer:
 
     def full(self) -> bool:
         return len(self._queue) >= self.cfg.worker.queue_batches
+
+    def wait_for_room(self, timeout_s: float) -> None:
+        """Block until the queue is below its bound (or ``timeout_s`` passed)."""
+        with self._cv:
+            self._cv.wait_for(lambda: not self.full() or self.error is not None, timeout_s)
 
     def depth(self) -> int:
         return len(self._queue)
@@ -176,6 +182,7 @@ class Trainer:
                     self._process(item)
                 with self._cv:
                     self._queue.popleft()  # popped after processing: depth counts it
+                    self._cv.notify_all()  # room for the polling thread
         except BaseException as exc:
             log.exception("training thread failed")
             self.error = exc
@@ -213,11 +220,10 @@ class Trainer:
             self._checkpoint()  # 4. checkpoint (5. offsets: handed over inside)
 
     def _train(self, cut: Cut) -> StepResult | None:
-        batch, meta, kept, bad = self.holder.encoder.encode_valid(cut.examples)
-        for ex, why in bad:  # the spec refused it after all: dead-letter, never train
-            exc = InvalidEvent("bad_feature", why)
-            dead_letter(cut, self.cfg.topics.examples, ex.partition, ex.offset, ex.key, ex.raw, exc)
-        cut.examples = kept
+        encoder = self.holder.encoder
+        if cut.encoded is None or cut.encoded[0] is not encoder:  # not yet, or swapped since
+            encode_cut(cut, encoder, self.cfg.topics.examples)
+        _, batch, meta = cut.encoded
         if batch is None or meta is None:
             return None
         result = self.holder.step(batch, meta)
