@@ -66,6 +66,7 @@ class ExampleEncoder:
         self.spec = spec
         self.normalizer = normalizer
         self.columns = SpecColumns.of(spec)
+        self.click_index = self.columns.names.index(spec.click)  # in Example.values
         self.data_cfg = DataConfig(
             hash_buckets=schema.hash_buckets, multi_max_len=schema.multi_max_len
         )

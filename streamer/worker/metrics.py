@@ -8,8 +8,9 @@ Gauges: ``lt4rec_worker_rolling_auc{task}``, ``lt4rec_worker_rolling_logloss{tas
 ``lt4rec_worker_calibration{task}``, ``lt4rec_worker_consumer_lag{partition}``,
 ``lt4rec_worker_version``, ``lt4rec_worker_checkpoint_age_seconds``,
 ``lt4rec_worker_queue_batches``. Histograms: ``lt4rec_worker_step_seconds`` and
-``lt4rec_worker_freshness_seconds`` (wall clock at the end of the step minus the example's
-``label_ts``: how long a label took from its event to the model, when event time is wall time).
+``lt4rec_worker_freshness_seconds`` (wall clock at the end of the step minus ``label_ts`` of
+each clicked example: how long a positive label took from its event to the model, when event
+time is wall time; one observation per positive keeps it off the per-row hot path).
 """
 
 from __future__ import annotations

@@ -3,18 +3,19 @@
 Per task (CTR on every row, CVR on clicked rows) over the last ``worker.metrics_window`` scored
 rows:
 
-* **AUC**, exact (:class:`lt4rec.metrics.RollingWindow`: rank statistic with ties, not
-  river's threshold approximation) and **calibration** (mean predicted / observed rate), from
-  the same ring buffer;
-* **logloss**, river's ``utils.Rolling(metrics.LogLoss)`` over the same window;
+* **AUC** (exact: rank statistic with ties, not river's threshold approximation),
+  **logloss** and **calibration** (mean predicted / observed rate), all computed on read from
+  one ring buffer of the window's rows (:class:`lt4rec.metrics.RollingWindow`, vectorised).
+  River's ``utils.Rolling(metrics.LogLoss)`` gives the same logloss (a test checks it) but
+  costs ~1.7 µs per row in Python, a tenth of a training step's cost per example;
 * **drift**: river's ``ADWIN`` on each row's progressive logloss; a detection is counted
   (``lt4rec_worker_drift_total``, ``{task}_drifts``) and logged at INFO (the loss level moved:
   new traffic, a broken feature, a model that diverges; with ``wait_full`` also the natural
   shifts of the label mix, since examples arrive when their label is final).
 
 The windows travel in every checkpoint (:meth:`ProgressiveMetrics.aux` / :meth:`restore`),
-so a restarted worker reports the same window; river's rolling logloss is rebuilt from it
-exactly, the drift detector approximately (re-fed the window's rows).
+so a restarted worker reports the same window; the drift detector is rebuilt approximately
+(re-fed the window's rows).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from river import drift, metrics, utils
+from river import drift
 
 from lt4rec.data.batch import TASKS
 from lt4rec.metrics import RollingWindow
@@ -40,7 +41,6 @@ class TaskProgress:
     def __init__(self, task: str, window: int, delta: float) -> None:
         self.task, self.window_size, self.delta = task, window, delta
         self.window = RollingWindow(window)
-        self.logloss: Any = utils.Rolling(metrics.LogLoss, window_size=window)
         self.detector = drift.ADWIN(delta=delta)
         self.drifts = 0
 
@@ -54,11 +54,10 @@ class TaskProgress:
         yb = y > 0.5
         row_loss = np.where(yb, -np.log(pc), -np.log1p(-pc))  # [n]
         found = False
-        update, detect = self.logloss.update, self.detector.update
-        for yi, pi, li in zip(yb.tolist(), pc.tolist(), row_loss.tolist(), strict=True):
-            update(yi, pi)
-            detect(li)
-            if self.detector.drift_detected:
+        detector = self.detector
+        for li in row_loss.tolist():
+            detector.update(li)
+            if detector.drift_detected:
                 found = True
         if found:
             self.drifts += 1
@@ -72,7 +71,7 @@ class TaskProgress:
         t = self.task
         return {
             f"{t}_auc": self.window.auc(),
-            f"{t}_logloss": float(self.logloss.get()) if len(self.window) else float("nan"),
+            f"{t}_logloss": self.window.logloss(),
             f"{t}_calibration": self.window.calibration(),
             f"{t}_window_rows": float(len(self.window)),
             f"{t}_scored": float(self.window.seen),
@@ -80,7 +79,6 @@ class TaskProgress:
         }
 
     def restore(self, p: np.ndarray, y: np.ndarray, seen: int, drifts: int) -> None:
-        self.logloss = utils.Rolling(metrics.LogLoss, window_size=self.window_size)
         self.detector = drift.ADWIN(delta=self.delta)
         self.window = RollingWindow.from_state(self.window_size, p, y, seen)
         wp, wy = self.window.arrays()

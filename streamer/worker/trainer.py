@@ -206,7 +206,10 @@ class Trainer:
         self.last_trained = time.monotonic()
         if result is not None:
             self.metrics.count_step(result.trained, time.perf_counter() - t0)
-            self.metrics.observe_freshness([end - e.label_ts / 1000.0 for e in cut.examples])
+            ci = self.holder.encoder.click_index  # label freshness of the clicked examples
+            self.metrics.observe_freshness(
+                [end - e.label_ts / 1000.0 for e in cut.examples if e.values[ci] == 1]
+            )
         if self.on_trained is not None:
             self.on_trained(cut, result, end)
         if time.monotonic() - self._last_snap >= 1.0:  # the metrics read by the progress line
