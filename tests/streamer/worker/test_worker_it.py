@@ -178,7 +178,7 @@ def test_start_errors_are_one_line_with_exit_2(tmp_path, base_ckpt):
 def test_status_is_unhealthy_without_a_version_or_with_a_stale_one(stream_env, examples, base_ckpt):
     env = stream_env()
     ensure_topics(env.cfg.kafka, env.cfg.topics)
-    w = worker_env(env, "w", base_ckpt)
+    w = worker_env(env, "w", base_ckpt, gc_freeze=True)  # the gc.freeze path runs here
     base = ["worker", "status", "--config", str(w.path)]
     result = CliRunner().invoke(app, base)
     assert result.exit_code == 1 and "no online version" in result.output
