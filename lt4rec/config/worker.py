@@ -16,6 +16,10 @@ class WorkerConfig:
     """
 
     group_id: str = "lt4rec-worker"
+    # Static group membership (KIP-345) when set, unique per worker (e.g. the pod name): a
+    # restarted worker takes its partitions back at once, without waiting for the old
+    # member's session to expire or rebalancing the others. Empty: dynamic membership.
+    instance_id: str = ""
     # Model to start from when the registry has no usable online version (e.g. the file
     # written by `lt4rec fit --checkpoint`); empty: the newest good offline/repruned version.
     init_checkpoint: str = ""

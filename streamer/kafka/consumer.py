@@ -66,10 +66,12 @@ class JoinRebalanceListener(ConsumerRebalanceListener):
 
 def group_consumer(
     kafka: KafkaConfig, group_id: str, client_id: str, assignor: Any, topics: list[str],
-    listener: ConsumerRebalanceListener,
+    listener: ConsumerRebalanceListener, group_instance_id: str | None = None,
 ) -> Any:  # fmt: skip
-    """A manually committing group consumer of ``topics`` with ``listener`` attached."""
+    """A manually committing group consumer of ``topics`` with ``listener`` attached
+    (``group_instance_id``: static membership, KIP-345)."""
     consumer = KafkaConsumer(
+        group_instance_id=group_instance_id,
         bootstrap_servers=kafka.bootstrap,
         group_id=group_id,
         client_id=client_id,

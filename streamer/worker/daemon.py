@@ -147,6 +147,7 @@ class WorkerDaemon:
             self.consumer = group_consumer(
                 cfg.kafka, cfg.worker.group_id, f"{cfg.kafka.client_id}-worker",
                 CooperativeStickyAssignor, [topic], JoinRebalanceListener(self),
+                cfg.worker.instance_id or None,
             )  # fmt: skip
             self._last_activity = time.monotonic()
             poll_ms = max(10, min(cfg.kafka.poll_timeout_ms, cfg.worker.max_wait_ms))
