@@ -98,24 +98,27 @@ class SpecColumns:
         return cls(names, groups, tuple(keys), plan)
 
 
+_ORIGIN = (ORIGIN_PARTITION, ORIGIN_SEQ, ORIGIN_POLICY)
+
+
 def origin(headers: Sequence[tuple[str, bytes]], policy: str) -> tuple[int, int]:
     """``(join partition, seq)`` of an example's origin headers; checks its policy."""
-    found: dict[str, bytes] = {}
-    for k, v in headers:
-        if k in (ORIGIN_PARTITION, ORIGIN_SEQ, ORIGIN_POLICY):
-            found[k] = bytes(v)
-    missing = [h for h in (ORIGIN_PARTITION, ORIGIN_SEQ, ORIGIN_POLICY) if h not in found]
+    found = dict(headers)  # a later duplicate header wins, as in a Kafka header lookup
+    missing = [h for h in _ORIGIN if h not in found]
     if missing:
         raise InvalidEvent("missing_origin", f"no header(s) {', '.join(missing)}")
     nums = []
     for h in (ORIGIN_PARTITION, ORIGIN_SEQ):
-        raw = found[h]
+        raw = bytes(found[h])
         if not raw.isdigit() or len(raw) > 18:
             raise InvalidEvent("bad_origin", f"{h} = {raw[:40]!r} is not a decimal integer")
         nums.append(int(raw))
-    got = found[ORIGIN_POLICY].decode("utf-8", "replace")
-    if got != policy:
-        raise InvalidEvent("wrong_policy", f"emitted under {got[:40]!r}, worker expects {policy!r}")
+    got = found[ORIGIN_POLICY]
+    if got != policy.encode():
+        text = bytes(got).decode("utf-8", "replace")
+        raise InvalidEvent(
+            "wrong_policy", f"emitted under {text[:40]!r}, worker expects {policy!r}"
+        )
     return nums[0], nums[1]
 
 
