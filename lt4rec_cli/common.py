@@ -25,6 +25,8 @@ SetOpt = Annotated[
     ),
 ]
 
+LogLevelOpt = Annotated[str, typer.Option("--log-level", help="Python log level.")]
+
 
 def load_cli_config(config: Path | None, sets: list[str] | None) -> AppConfig:
     """Load the effective configuration or fail the command with a message naming the key."""

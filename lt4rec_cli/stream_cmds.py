@@ -13,6 +13,7 @@ import typer
 
 from lt4rec_cli.common import (
     ConfigOpt,
+    LogLevelOpt,
     SetOpt,
     fail,
     load_cli_config,
@@ -56,7 +57,7 @@ def streamer(
             "example (the end of a replay). Not after SIGTERM/SIGINT: a restart resumes.",
         ),
     ] = False,
-    log_level: Annotated[str, typer.Option("--log-level", help="Python log level.")] = "warning",
+    log_level: LogLevelOpt = "warning",
 ) -> None:
     """Run the event joiner: Kafka impressions/clicks/conversions -> labelled examples."""
     cfg = load_cli_config(config, sets)

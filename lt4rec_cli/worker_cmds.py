@@ -12,6 +12,7 @@ import typer
 
 from lt4rec_cli.common import (
     ConfigOpt,
+    LogLevelOpt,
     SetOpt,
     fail,
     load_cli_config,
@@ -40,7 +41,7 @@ def worker(
             min=0.0,
         ),
     ] = None,
-    log_level: Annotated[str, typer.Option("--log-level", help="Python log level.")] = "warning",
+    log_level: LogLevelOpt = "warning",
 ) -> None:
     """Run the online worker: Kafka examples -> masked fine-tuning -> online checkpoints."""
     if ctx.invoked_subcommand is not None:
