@@ -3,9 +3,9 @@
 The polling thread (:mod:`streamer.worker.daemon`) cuts micro-batches and queues them here; this
 thread trains them one by one, in order. For every micro-batch (:meth:`Trainer._process`):
 
-1. **train** — (encoded by the polling thread with the model's spec; again if the model was
-   swapped since) score the rows with the current weights
-   (progressive validation), one masked optimiser step, the loss's own update;
+1. **train** — score the rows with the current weights (progressive validation), one masked
+   optimiser step, the loss's own update (the polling thread encoded the batch with the
+   model's spec; it is encoded again here if the model was swapped since);
 2. **sinks** — the batch's dead letters are produced to ``topics.dlq`` and flushed;
 3. **state** — the in-memory :class:`~streamer.worker.position.StreamPosition` advances to the
    batch's offsets and dedup marks;
