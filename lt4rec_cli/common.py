@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -31,6 +33,10 @@ SetOpt = Annotated[
     ),
 ]
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+LogLevelOpt = Annotated[
+    str, typer.Option("--log-level", help="debug, info, warning, error or critical.")
+]
 
 
 def load_cli_config(config: Path | None, sets: list[str] | None) -> AppConfig:
@@ -92,3 +98,24 @@ def check_output_dir(path: Path, option: str) -> None:
         raise fail(f"{option} {path} exists and is not a directory")
     _make_dir(path, option, path)
     _probe_writable(path, option, path)
+
+
+def setup_logging(level: str) -> None:
+    """Configure logging; kafka-python's own (noisy, mostly transient) messages are shown
+    only with ``--log-level info`` or ``debug``: real failures surface as errors here.
+    An unknown level fails the command (:func:`check_log_level`)."""
+    lvl = check_log_level(level)
+    logging.basicConfig(level=lvl, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if lvl >= logging.WARNING:
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
+
+
+def stop_on_signals(what: str, doing: str, request_stop: Callable[[], None]) -> None:
+    """SIGTERM / SIGINT ask a daemon to stop cleanly (``what: SIGTERM received, doing``)."""
+
+    def stop(signum: int, _frame: Any) -> None:
+        typer.echo(f"{what}: {signal.Signals(signum).name} received, {doing}", err=True)
+        request_stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)

@@ -15,6 +15,7 @@ from lt4rec_cli import (
     prune_cmd,
     scheduler_cmd,
     stream_cmds,
+    worker_cmds,
 )
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ stream_cmds.register(app)
 pipeline_cmd.register(app)
 prune_cmd.register(app)
 scheduler_cmd.register(app)
+worker_cmds.register(app)
 
 
 def main() -> None:

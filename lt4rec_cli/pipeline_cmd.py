@@ -20,7 +20,8 @@ def run(
         ),
     ] = True,
 ) -> None:
-    """Simulate -> fit the sparse-shared model -> replay through Kafka -> join -> archive."""
+    """Simulate -> fit the sparse-shared model -> replay through Kafka -> join -> archive ->
+    online worker."""
     cfg = load_cli_config(config, sets)
     from kafka.errors import KafkaError
 

@@ -6,27 +6,25 @@ never import kafka-python.
 
 from __future__ import annotations
 
-import logging
-import signal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from lt4rec_cli.common import ConfigOpt, SetOpt, check_log_level, fail, load_cli_config
+from lt4rec_cli.common import (
+    ConfigOpt,
+    LogLevelOpt,
+    SetOpt,
+    check_log_level,
+    fail,
+    load_cli_config,
+    setup_logging,
+    stop_on_signals,
+)
 
 stream_app = typer.Typer(
     help="Event-stream tools (replay simulator data into Kafka).", no_args_is_help=True
 )
-
-
-def _logging(level: str) -> None:
-    """Configure logging; kafka-python's own (noisy, mostly transient) messages are shown
-    only with ``--log-level info`` or ``debug``: real failures surface as errors here."""
-    lvl = check_log_level(level)
-    logging.basicConfig(level=lvl, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if lvl >= logging.WARNING:
-        logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 
 def _safe_url(url: str) -> str:
@@ -60,14 +58,12 @@ def streamer(
             "example (the end of a replay). Not after SIGTERM/SIGINT: a restart resumes.",
         ),
     ] = False,
-    log_level: Annotated[
-        str, typer.Option("--log-level", help="debug, info, warning, error or critical.")
-    ] = "warning",
+    log_level: LogLevelOpt = "warning",
 ) -> None:
     """Run the event joiner: Kafka impressions/clicks/conversions -> labelled examples."""
     check_log_level(log_level)
     cfg = load_cli_config(config, sets)
-    _logging(log_level)
+    setup_logging(log_level)
     from kafka.errors import KafkaError
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -85,12 +81,7 @@ def streamer(
             f"store {_safe_url(cfg.store.url)}): {why}"
         ) from exc
 
-    def stop(signum: int, _frame: Any) -> None:
-        typer.echo(f"joiner: {signal.Signals(signum).name} received, draining", err=True)
-        daemon.request_stop()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stop_on_signals("joiner", "draining", daemon.request_stop)
     try:
         s = daemon.run()
     except KafkaError as exc:
@@ -146,7 +137,7 @@ def replay_cmd(
     sets: SetOpt = None,
 ) -> None:
     """Replay simulator Parquet into the input topics in event-time order."""
-    _logging("warning")
+    setup_logging("warning")
     cfg = load_cli_config(
         config, [*(sets or []), *([f"kafka.bootstrap={bootstrap!r}"] if bootstrap else [])]
     )

@@ -6,6 +6,9 @@ three topics are co-partitioned and one joiner owns all events of an impression.
 
 :func:`parse_event` turns raw message bytes into an event or raises :class:`InvalidEvent` with
 a short ``reason`` code; the daemon routes those to the dead-letter topic and never crashes.
+The field checks (:func:`decode_json`, :func:`nonempty_str`, :func:`id_value`,
+:func:`event_ts`, :func:`features_of`) are shared with the online worker's example parser, so
+both sides give the same reason for the same fault.
 """
 
 from __future__ import annotations
@@ -104,7 +107,7 @@ def _has_long_digits(raw: bytes) -> bool:
     return _LONG in raw.translate(_DIGITS)
 
 
-def _decode(raw: bytes) -> tuple[Any, bool]:
+def decode_json(raw: bytes) -> tuple[Any, bool]:
     """The JSON value of ``raw`` and whether orjson decoded it (then it holds no lone
     surrogate and no integer beyond 64 bits); else the stdlib decoder's value.
 
@@ -149,22 +152,22 @@ def _check_id(name: str, value: str, strict: bool) -> str:
     return value
 
 
-def _field(obj: dict[str, Any], name: str) -> Any:
+def require_field(obj: dict[str, Any], name: str) -> Any:
     if name not in obj:
         raise InvalidEvent("missing_field", name)
     return obj[name]
 
 
-def _nonempty_str(obj: dict[str, Any], name: str) -> str:
-    value = _field(obj, name)
+def nonempty_str(obj: dict[str, Any], name: str) -> str:
+    value = require_field(obj, name)
     if not isinstance(value, str) or not value:
         raise InvalidEvent("bad_type", f"{name} must be a non-empty string")
     return value
 
 
-def _id(obj: dict[str, Any], name: str, strict: bool) -> str:
+def id_value(obj: dict[str, Any], name: str, strict: bool = False) -> str:
     """user_id / item_id: a non-empty string or an integer (normalised to str)."""
-    value = _field(obj, name)
+    value = require_field(obj, name)
     if isinstance(value, int) and not isinstance(value, bool):
         if not INT64_MIN <= value <= INT64_MAX:
             raise InvalidEvent("bad_id", f"{name} is an integer beyond int64")
@@ -174,8 +177,8 @@ def _id(obj: dict[str, Any], name: str, strict: bool) -> str:
     raise InvalidEvent("bad_type", f"{name} must be a non-empty string or an integer")
 
 
-def _ts(obj: dict[str, Any]) -> int:
-    value = _field(obj, "ts")
+def event_ts(obj: dict[str, Any]) -> int:
+    value = require_field(obj, "ts")
     if not isinstance(value, int) or isinstance(value, bool):
         raise InvalidEvent("bad_type", "ts must be an integer (ms since epoch)")
     if not MIN_TS_MS <= value < MAX_TS_MS:
@@ -183,7 +186,9 @@ def _ts(obj: dict[str, Any]) -> int:
     return value
 
 
-def _features(obj: dict[str, Any], max_features: int, strict: bool) -> dict[str, FeatureValue]:
+def features_of(
+    obj: dict[str, Any], max_features: int, strict: bool = False
+) -> dict[str, FeatureValue]:
     """The feature map, checked; ``strict``: orjson decoded it (no surrogates, no big ints)."""
     value = obj.get("features", {})
     if not isinstance(value, dict):
@@ -226,7 +231,7 @@ def parse_event(
     """
     if max_bytes is not None and len(raw) > max_bytes:
         raise InvalidEvent("oversize", f"{len(raw)} bytes > max_message_bytes {max_bytes}")
-    obj, strict = _decode(raw)
+    obj, strict = decode_json(raw)
     if not isinstance(obj, dict):
         raise InvalidEvent("not_object", f"JSON {type(obj).__name__}, expected an object")
     event_type = obj.get("event")
@@ -234,14 +239,14 @@ def parse_event(
         raise InvalidEvent("unknown_event", f"event {str(event_type)[:50]!r}")
     if event_type != kind:
         raise InvalidEvent("wrong_topic", f"{event_type} event on the {kind} topic")
-    impression_id = _check_id("impression_id", _nonempty_str(obj, "impression_id"), strict)
-    ts = _ts(obj)
+    impression_id = _check_id("impression_id", nonempty_str(obj, "impression_id"), strict)
+    ts = event_ts(obj)
     if kind == "click":
         return Click(impression_id, ts)
     if kind == "conversion":
         return Conversion(impression_id, ts)
-    user, item = _id(obj, "user_id", strict), _id(obj, "item_id", strict)
-    return Impression(impression_id, ts, user, item, _features(obj, max_features, strict))
+    user, item = id_value(obj, "user_id", strict), id_value(obj, "item_id", strict)
+    return Impression(impression_id, ts, user, item, features_of(obj, max_features, strict))
 
 
 def encode_event(event: Event) -> bytes:

@@ -1,5 +1,7 @@
 """Joiner metrics: Prometheus counters / gauges and a periodic console progress line.
 
+:class:`ServedMetrics` is the part every daemon shares (its own registry, the optional HTTP
+endpoint, the progress-line clock); the worker's metrics build on it too.
 One :class:`JoinerMetrics` per daemon, on its own registry (several joiners can live in one
 test process). Counters: events in by type, examples out by kind, DLQ records by reason,
 archive rows, and everything dropped or changed on the way (duplicates and out-of-window
@@ -24,12 +26,45 @@ from lt4rec.config import MetricsConfig
 STATUS = {"ok": 0, "rebalance_stalled": 1, "broker_unreachable": 2, "sink_retrying": 3}
 
 
-class JoinerMetrics:
-    """The daemon's metrics; plain totals are mirrored in attributes for the progress line."""
+class ServedMetrics:
+    """A metrics registry of one daemon, its optional HTTP endpoint and progress-line timing."""
 
     def __init__(self, cfg: MetricsConfig, stream: IO[str] | None = None) -> None:
         self.cfg = cfg
         self.registry = CollectorRegistry()
+        self._stream = stream if stream is not None else sys.stderr
+        self._server: Any = None
+        self._last_line = time.monotonic()
+
+    def serve(self) -> int:
+        """Start the HTTP endpoint when configured; returns the port (0 = disabled)."""
+        if self.cfg.port <= 0:
+            return 0
+        self._server, _thread = start_http_server(
+            self.cfg.port, addr=self.cfg.host, registry=self.registry
+        )
+        return int(self._server.server_port)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def progress_due(self) -> bool:
+        interval = self.cfg.progress_interval_s
+        return interval > 0 and time.monotonic() - self._last_line >= interval
+
+    def write_line(self, line: str) -> str:
+        print(line, file=self._stream, flush=True)
+        return line
+
+
+class JoinerMetrics(ServedMetrics):
+    """The daemon's metrics; plain totals are mirrored in attributes for the progress line."""
+
+    def __init__(self, cfg: MetricsConfig, stream: IO[str] | None = None) -> None:
+        super().__init__(cfg, stream)
         self.events_in = Counter(
             "lt4rec_joiner_events_in",
             "Input events consumed, by type (invalid = DLQ)",
@@ -116,25 +151,7 @@ class JoinerMetrics:
         }  # fmt: skip
         self.lag_total = 0
         self.pending_now = 0
-        self._stream = stream if stream is not None else sys.stderr
-        self._server: Any = None
-        self._last_line = time.monotonic()
         self._last_in = 0.0
-
-    def serve(self) -> int:
-        """Start the HTTP endpoint when configured; returns the port (0 = disabled)."""
-        if self.cfg.port <= 0:
-            return 0
-        self._server, _thread = start_http_server(
-            self.cfg.port, addr=self.cfg.host, registry=self.registry
-        )
-        return int(self._server.server_port)
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
     # --- counters -------------------------------------------------------------------
     def count_in(self, counts: Mapping[str, int]) -> None:
@@ -211,10 +228,6 @@ class JoinerMetrics:
         self.lag_total = sum(lags.values())
 
     # --- console --------------------------------------------------------------------
-    def progress_due(self) -> bool:
-        interval = self.cfg.progress_interval_s
-        return interval > 0 and time.monotonic() - self._last_line >= interval
-
     def progress(self, owned: list[int]) -> str:
         """Write one progress line to the console and return it."""
         now = time.monotonic()
@@ -227,5 +240,4 @@ class JoinerMetrics:
             f"dropped={int(t['dropped'])} coerced={int(t['coerced'])} "
             f"pending={self.pending_now} lag={self.lag_total} status={self.status_name}"
         )
-        print(line, file=self._stream, flush=True)
-        return line
+        return self.write_line(line)

@@ -13,6 +13,7 @@ from lt4rec.config.loader import ConfigError, load, to_dict, to_toml
 from lt4rec.config.model import ModelConfig, PruneConfig, TrainConfig
 from lt4rec.config.registry import RegistryConfig
 from lt4rec.config.reprune import RepruneConfig, SchedulerConfig
+from lt4rec.config.worker import WorkerConfig
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class AppConfig:
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     reprune: RepruneConfig = field(default_factory=RepruneConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
 
 
 def load_app_config(path: Path | str | None = None, overrides: Sequence[str] = ()) -> AppConfig:
@@ -64,6 +66,7 @@ __all__ = [
     "StoreConfig",
     "TopicsConfig",
     "TrainConfig",
+    "WorkerConfig",
     "load_app_config",
     "to_dict",
     "to_toml",

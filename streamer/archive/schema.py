@@ -103,6 +103,15 @@ def column_name(feature: str) -> str:
     return feature
 
 
+def feature_of_column(column: str) -> str:
+    """The feature whose column is ``column`` (inverse of :func:`column_name`)."""
+    if column.startswith(FEATURE_PREFIX):
+        inner = column[len(FEATURE_PREFIX) :]
+        if inner in RESERVED or inner.startswith(FEATURE_PREFIX):
+            return inner
+    return column
+
+
 def columnable(feature: str) -> bool:
     """Whether ``feature`` can name a Parquet column (valid UTF-8, not empty)."""
     if not feature:

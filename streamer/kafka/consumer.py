@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from kafka import KafkaConsumer, TopicPartition
@@ -44,10 +44,12 @@ def join_partitions(tps: Iterable[TopicPartition]) -> set[int]:
 
 
 class JoinRebalanceListener(ConsumerRebalanceListener):
-    """Forwards rebalance events to the owner; pauses what is assigned until it is claimed."""
+    """Forwards rebalance events to the owner; pauses what is assigned until it is claimed
+    (``pause_assigned``; the worker, which seeks in its callback, does not pause)."""
 
-    def __init__(self, owner: PartitionOwner, consumer: Any) -> None:
+    def __init__(self, owner: PartitionOwner, consumer: Any, pause_assigned: bool = True) -> None:
         self.owner = owner
+        self.pause_assigned = pause_assigned
         self.consumer = consumer
 
     def on_partitions_revoked(self, revoked: Any) -> None:
@@ -64,23 +66,27 @@ class JoinRebalanceListener(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("partitions assigned: %s", sorted(join_partitions(assigned)))
-        if assigned:
+        if assigned and self.pause_assigned:
             self.consumer.pause(*assigned)  # local: nothing is fetched before the claim
         self.owner.on_assigned(set(assigned))
 
 
-def make_consumer(
-    kafka: KafkaConfig, topics: TopicsConfig, owner: PartitionOwner, client_suffix: str = ""
-) -> Any:
-    """A group consumer subscribed to the three input topics with the listener attached."""
+def group_consumer(
+    kafka: KafkaConfig, group_id: str, client_id: str, assignor: Any, topics: list[str],
+    make_listener: Callable[[Any], ConsumerRebalanceListener],
+    group_instance_id: str | None = None,
+) -> Any:  # fmt: skip
+    """A manually committing group consumer of ``topics`` with the listener
+    ``make_listener(consumer)`` attached (``group_instance_id``: static membership, KIP-345)."""
     consumer = KafkaConsumer(
+        group_instance_id=group_instance_id,
         bootstrap_servers=kafka.bootstrap,
-        group_id=kafka.group_id,
-        client_id=f"{kafka.client_id}-joiner{client_suffix}",
+        group_id=group_id,
+        client_id=client_id,
         bootstrap_timeout_ms=kafka.bootstrap_timeout_ms,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        partition_assignment_strategy=[RangePartitionAssignor],
+        partition_assignment_strategy=[assignor],
         max_poll_records=kafka.max_poll_records,
         session_timeout_ms=kafka.session_timeout_ms,
         heartbeat_interval_ms=kafka.heartbeat_interval_ms,
@@ -89,11 +95,21 @@ def make_consumer(
         allow_auto_create_topics=False,
         check_crcs=kafka.check_crcs,
     )
-    for topic in topics.inputs:  # metadata first: else the first assignment can be empty
+    for topic in topics:  # metadata first: else the first assignment can be empty
         consumer.partitions_for_topic(topic)
-    listener = JoinRebalanceListener(owner, consumer)
-    consumer.subscribe(topics=list(topics.inputs), listener=listener)
+    consumer.subscribe(topics=topics, listener=make_listener(consumer))
     return consumer
+
+
+def make_consumer(
+    kafka: KafkaConfig, topics: TopicsConfig, owner: PartitionOwner, client_suffix: str = ""
+) -> Any:
+    """A group consumer subscribed to the three input topics with the listener attached."""
+    return group_consumer(
+        kafka, kafka.group_id, f"{kafka.client_id}-joiner{client_suffix}",
+        RangePartitionAssignor, list(topics.inputs),
+        lambda consumer: JoinRebalanceListener(owner, consumer),
+    )  # fmt: skip
 
 
 def consumer_lag(

@@ -41,6 +41,17 @@ def test_run_simulates_fits_streams_and_archives_exactly(kafka_bootstrap, tmp_pa
     assert check["missing"] == check["duplicate_rows"] == check["label_mismatches"] == 0
     assert summary["stream"]["replay"]["impressions"] == 4000
     assert (work / "checkpoints" / "sparse_sharing.ckpt").is_file()
+    online = summary["stream"]["online"]  # the worker learned from the joined stream
+    assert online["trained"]["examples"] == 4000 and online["trained"]["duplicates"] == 0
+    assert online["start"].startswith("offline version") and online["version"] > 1
+    for task in ("ctr", "cvr"):
+        assert 0.0 <= online["rolling"][f"{task}_auc"] <= 1.0
+        assert 0.0 <= online["offline_test"][f"{task}_auc"] <= 1.0
+    test = online["progressive_test_period"]
+    assert test["ctr_rows"] == 400  # the 10 % test split of 4000 impressions, each scored once
+    assert 0.0 <= test["ctr_auc"] <= 1.0
+    assert "worker, progressive on the test period" in result.output
+    assert "offline fit, test split" in result.output
     assert (work / "fit" / "metrics.json").is_file()
     assert summary["stream"]["archive_dir"] == str(archive) and not (work / "archive").exists()
     assert len(archive_files(archive)) > 0 and (work / "state" / "joiner.db").is_file()
