@@ -37,10 +37,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from checkpoints import Notice
 from lt4rec.config import AppConfig
 from streamer.reprune import WindowError, plan_window, run_reprune
-from streamer.scheduler.runs import RunLedger
+from streamer.scheduler.runs import JOB, RunLedger
 
 log = logging.getLogger(__name__)
-JOB = "reprune"
 OUTCOME = {"published": "done", "registered": "done", "rejected": "rejected", "failed": "failed"}
 
 

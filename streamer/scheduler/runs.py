@@ -53,6 +53,7 @@ requests = sa.Table(
     sa.Column("consumed", sa.Boolean, nullable=False),
 )
 L, R, Q = leases.c, runs.c, requests.c
+JOB = "reprune"  # the re-pruning job's name in the ledger
 FINISHED = ("done", "rejected")
 _DDL_LOCK = 0x4C54_5343
 

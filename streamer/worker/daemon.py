@@ -112,8 +112,9 @@ class WorkerDaemon:
         self.dlq = ProducerSink(cfg.kafka, "worker-dlq")
         self.trainer = Trainer(
             cfg, holder, self.start.position, self.progress, self.registry, self.metrics,
-            self.dlq, on_trained=self.opts.on_trained,
+            self.dlq, on_trained=self.opts.on_trained, on_drift=self._drift,
         )  # fmt: skip
+        self._last_drift_request = 0.0
         self.consumer: Any = None
         self._lock = threading.RLock()  # batcher: polling thread vs rebalance hooks
         self._owned: set[int] = set()
@@ -126,6 +127,29 @@ class WorkerDaemon:
     def request_stop(self) -> None:
         """Drain the training queue, checkpoint and exit (SIGTERM / SIGINT)."""
         self._stop.set()
+
+    def _drift(self, task: str) -> None:
+        """A drift alarm (training thread): ask the scheduler for an early re-prune, at most
+        once per ``scheduler.drift_min_interval_s`` from this worker (the scheduler limits too)."""
+        sc = self.cfg.scheduler
+        now = time.monotonic()
+        if not sc.drift_trigger or (
+            self._last_drift_request and now - self._last_drift_request < sc.drift_min_interval_s
+        ):
+            return
+        self._last_drift_request = now
+        from streamer.scheduler.runs import JOB, RunLedger
+
+        try:
+            ledger = RunLedger(self.cfg.registry.url)
+            try:
+                ledger.request(JOB, f"drift of the {task} loss (worker version "
+                               f"{self.trainer.holder.version})")  # fmt: skip
+            finally:
+                ledger.close()
+            log.warning("drift of the %s loss: early re-pruning requested", task)
+        except Exception:  # the alarm is advisory: never fail training on it
+            log.exception("could not request an early re-prune")
 
     @property
     def owned(self) -> list[int]:

@@ -69,10 +69,11 @@ class Trainer:
         dlq: ProducerSink,
         on_trained: OnTrained | None = None,
         on_checkpoint: Callable[[VersionInfo], None] | None = None,
+        on_drift: Callable[[str], None] | None = None,
     ) -> None:
         self.cfg, self.holder, self.position, self.progress = cfg, holder, position, progress
         self.registry, self.metrics, self.dlq = registry, metrics, dlq
-        self.on_trained, self.on_checkpoint = on_trained, on_checkpoint
+        self.on_trained, self.on_checkpoint, self.on_drift = on_trained, on_checkpoint, on_drift
         self.lock = threading.Lock()  # position reads from the polling thread
         self._cv = threading.Condition()
         self._queue: deque[Cut | _Barrier | None] = deque()
@@ -232,6 +233,8 @@ class Trainer:
         result = self.holder.step(batch, meta)
         for t in self.progress.add(result.scores):
             self.metrics.drifts.labels(task=t).inc()
+            if self.on_drift is not None:
+                self.on_drift(t)
         return result
 
     def _checkpoint(self) -> None:

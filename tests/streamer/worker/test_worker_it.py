@@ -190,3 +190,22 @@ def test_status_is_unhealthy_without_a_version_or_with_a_stale_one(stream_env, e
     stale = CliRunner().invoke(app, [*base, "--set", "worker.stale_after_s=0.001"])
     assert stale.exit_code == 1 and "100 example(s) wait" in stale.output
     assert "UNHEALTHY" in stale.output
+
+
+def test_a_drift_alarm_requests_an_early_reprune_once_per_interval(stream_env, base_ckpt):
+    from streamer.scheduler.runs import JOB, RunLedger
+
+    env = worker_env(stream_env(), "drift", base_ckpt)
+    daemon = WorkerDaemon(env.cfg, WorkerOptions())
+    try:
+        daemon._drift("cvr")
+        daemon._drift("ctr")  # within scheduler.drift_min_interval_s: not asked again
+    finally:
+        daemon.dlq.close()
+        daemon.registry.close()
+    ledger = RunLedger(env.cfg.registry.url)
+    try:
+        (reason,) = ledger.take_requests(JOB)
+        assert "drift of the cvr loss" in reason
+    finally:
+        ledger.close()
