@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -35,3 +36,12 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``message`` to stderr and return an Exit to raise (clear errors, no traceback)."""
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     return typer.Exit(code)
+
+
+def configure_logging(level: str) -> None:
+    """Configure logging; kafka-python's own (noisy, mostly transient) messages are shown
+    only with ``--log-level info`` or ``debug``: real failures surface as errors here."""
+    lvl = getattr(logging, level.upper(), logging.WARNING)
+    logging.basicConfig(level=lvl, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if lvl >= logging.WARNING:
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)

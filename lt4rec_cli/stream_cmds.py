@@ -6,27 +6,17 @@ never import kafka-python.
 
 from __future__ import annotations
 
-import logging
 import signal
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from lt4rec_cli.common import ConfigOpt, SetOpt, fail, load_cli_config
+from lt4rec_cli.common import ConfigOpt, SetOpt, configure_logging, fail, load_cli_config
 
 stream_app = typer.Typer(
     help="Event-stream tools (replay simulator data into Kafka).", no_args_is_help=True
 )
-
-
-def _logging(level: str) -> None:
-    """Configure logging; kafka-python's own (noisy, mostly transient) messages are shown
-    only with ``--log-level info`` or ``debug``: real failures surface as errors here."""
-    lvl = getattr(logging, level.upper(), logging.WARNING)
-    logging.basicConfig(level=lvl, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if lvl >= logging.WARNING:
-        logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 
 def _safe_url(url: str) -> str:
@@ -64,7 +54,7 @@ def streamer(
 ) -> None:
     """Run the event joiner: Kafka impressions/clicks/conversions -> labelled examples."""
     cfg = load_cli_config(config, sets)
-    _logging(log_level)
+    configure_logging(log_level)
     from kafka.errors import KafkaError
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -138,7 +128,7 @@ def replay_cmd(
     sets: SetOpt = None,
 ) -> None:
     """Replay simulator Parquet into the input topics in event-time order."""
-    _logging("warning")
+    configure_logging("warning")
     cfg = load_cli_config(
         config, [*(sets or []), *([f"kafka.bootstrap={bootstrap!r}"] if bootstrap else [])]
     )
