@@ -46,14 +46,14 @@ def notices_on_topic(e, want: int) -> list:
 
 
 def test_list_and_show(env):
-    e, reg, (v1, v2, v3) = env
+    e, _reg, (v1, v2, v3) = env
     code, out, err = run(e, "publish", str(v2))
     assert code == 0, err
     code, out, _ = run(e, "list")
     assert code == 0
     rows = [ln.split() for ln in out.splitlines()[1:]]
     assert [r[1] if r[0] == "*" else r[0] for r in rows] == [str(v3), str(v2), str(v1)]
-    assert [r for r in rows if r[0] == "*"][0][1:4] == [str(v2), "offline", "published"]
+    assert next(r for r in rows if r[0] == "*")[1:4] == [str(v2), "offline", "published"]
     code, out, _ = run(e, "list", "--json", "--status", "ready")
     data = json.loads(out)
     assert [d["version"] for d in data] == [v3, v1] and not any(d["in_service"] for d in data)
