@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import tempfile
 from collections.abc import Callable
@@ -63,9 +64,14 @@ def serve(cfg: AppConfig, say: Callable[[str], None] = print) -> None:
     sock = bind(sc.host, sc.port)
     host, port = sock.getsockname()[:2]
     say(f"serve: listening on http://{host}:{port} ({sc.workers} worker(s), engine {sc.engine})")
+    # uvicorn re-raises the stop signal after its graceful shutdown; with a handler of ours
+    # in place that re-raise returns here and the process exits 0 after draining
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: None)
     if sc.workers == 1:
         server = uvicorn.Server(uvicorn_config(cfg, create_app(cfg)))  # type: ignore[arg-type]
         server.run(sockets=[sock])
+        say("serve: stopped")
         return
     metrics_dir = tempfile.mkdtemp(prefix="lt4rec-serve-metrics-")
     os.environ[MULTIPROC_ENV] = metrics_dir
@@ -73,5 +79,6 @@ def serve(cfg: AppConfig, say: Callable[[str], None] = print) -> None:
     try:
         config = uvicorn_config(cfg, "streamer.serve.app:app_from_env")
         Multiprocess(config, sockets=[sock]).run()  # type: ignore[arg-type]
+        say("serve: stopped")
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
