@@ -9,6 +9,9 @@ never a broken one, and the notice of the version in service is eventually sent)
    0 of ``topics.models`` and flushed; the send must be acknowledged;
 3. the publication is marked notified.
 
+4. optionally (``registry.onnx_repo``) the version is exported as ONNX into a Triton-style
+   repository (:mod:`streamer.serve.onnx_export`); a failed export is logged, never fatal.
+
 Killed before 1 commits: nothing changed. Between 1 and 3: the next :meth:`start` of any
 publisher re-sends the pending notice (:func:`~checkpoints.publish.pending_notices`); a
 notice sent twice is harmless, followers apply a publication id once.
@@ -46,12 +49,14 @@ class NoticePublisher:
         *,
         timeout_s: float = 30.0,
         client_suffix: str = "models-publisher",
+        onnx_repo: str | None = None,
     ) -> None:
         self.kafka = kafka
         self.topics = topics
         self.registry = registry
         self.timeout_s = timeout_s
         self.client_suffix = client_suffix
+        self.onnx_repo = registry.cfg.onnx_repo if onnx_repo is None else onnx_repo
         self._producer: Any = None
         self._topic_ready = False
 
@@ -120,10 +125,27 @@ class NoticePublisher:
             ) from exc
         self.registry.mark_notified(notice.publication)
         log.info("announced publication %d: version %d", notice.publication, notice.version)
+        if self.onnx_repo:
+            self._export(notice)
 
     __call__ = send  # fits ``announce: Callable[[Notice], None]`` (scheduler, worker)
 
     # ---- internals ---------------------------------------------------------------------
+    def _export(self, notice: Notice) -> None:
+        """ONNX export of the announced version (optional; a failure never undoes it)."""
+        from pathlib import Path
+
+        from streamer.serve.onnx_export import export_version
+
+        try:
+            path = export_version(
+                notice.path, notice.sha256, notice.model_name, notice.version,
+                Path(self.onnx_repo),
+            )  # fmt: skip
+            log.info("exported version %d as ONNX: %s", notice.version, path)
+        except Exception as exc:  # not fatal: the publication and its notice hold
+            log.error("ONNX export of version %d failed: %s", notice.version, exc)
+
     def _ensure_topic(self) -> None:
         if not self._topic_ready:
             ensure_models_topic(self.kafka, self.topics)

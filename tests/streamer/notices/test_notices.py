@@ -208,3 +208,19 @@ def test_the_registry_is_polled_for_publications_without_notices(parts):
         assert drain(f, 1, timeout_s=10) == [n2]
     finally:
         f.close()
+
+
+def test_a_publisher_with_an_onnx_repo_exports_what_it_announces(parts, tmp_path):
+    e, reg, _, (v1, v2) = parts
+    repo = tmp_path / "onnx"
+    with NoticePublisher(e.cfg.kafka, e.cfg.topics, reg, onnx_repo=str(repo)) as pub:
+        pub.publish(v1.version)
+        corrupt_path = reg.get(v2.version).path
+        n2 = publish(reg, v2.version)
+        with open(corrupt_path, "r+b") as f:  # damaged after publishing: export fails...
+            f.seek(100)
+            f.write(b"\x00" * 8)
+        pub.send(n2)  # ...but the notice is sent and marked all the same
+    assert (repo / "sparse_sharing" / str(v1.version) / "model.onnx").is_file()
+    assert not (repo / "sparse_sharing" / str(v2.version)).exists()
+    assert pending_notices(reg) == []
