@@ -74,18 +74,26 @@ def random_served_model(
     return model, normalizer
 
 
-def random_instances(n: int, seed: int = 0, missing: float = 0.1) -> list[dict[str, Any]]:
-    """``n`` instances for :data:`SERVE_SPEC`; each feature is absent with prob. ``missing``."""
+def random_instances(
+    n: int, seed: int = 0, missing: float = 0.1, spec: FeatureSpec = SERVE_SPEC
+) -> list[dict[str, Any]]:
+    """``n`` instances of ``spec``'s features, each absent with probability ``missing``.
+
+    Sparse field ``j``: strings (``j % 3 == 0``), strings or ints (1), ints (2); multi-valued:
+    0-3 strings; dense field ``j``: floats (even ``j``) or floats and ints (odd ``j``).
+    """
     rng = random.Random(seed)
     out = []
     for _ in range(n):
-        inst: dict[str, Any] = {
-            "user_id": f"u{rng.randrange(500)}",
-            "item_id": rng.choice([f"i{rng.randrange(300)}", rng.randrange(300)]),
-            "hour": rng.randrange(24),
-            "tags": [f"t{rng.randrange(40)}" for _ in range(rng.randrange(4))],
-            "quality": rng.uniform(0, 1),
-            "price": rng.choice([rng.uniform(0, 100), rng.randrange(100)]),
-        }
+        inst: dict[str, Any] = {}
+        for j, name in enumerate(spec.sparse):
+            k = rng.randrange(500 if j == 0 else 300)
+            kind = j % 3 if j % 3 != 1 else rng.choice((0, 2))
+            inst[name] = f"{name[0]}{k}" if kind == 0 else k % (24 if j % 3 == 2 else 300)
+        for name in spec.multi:
+            inst[name] = [f"t{rng.randrange(40)}" for _ in range(rng.randrange(4))]
+        for j, name in enumerate(spec.dense):
+            inst[name] = rng.choice([rng.uniform(0, 100), rng.randrange(100)]) if j % 2 else (
+                rng.uniform(0, 1))  # fmt: skip
         out.append({k: v for k, v in inst.items() if rng.random() >= missing})
     return out

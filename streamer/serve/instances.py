@@ -37,6 +37,7 @@ from lt4rec.data.spec import FeatureSpec
 
 INT_LIMIT = 2**63  # JSON integers outside int64 are refused
 SHOWN_UNKNOWN = 5  # unknown feature names listed in a refusal
+SPARSE, DENSE, MULTI = 0, 1, 2
 
 
 class RequestError(ValueError):
@@ -97,11 +98,10 @@ class InstanceEncoder:
         self.normalizer = normalizer
         self.cfg = cfg
         self.refuse_unknown = cfg.unknown_features == "refuse"
-        # feature -> (group, index in the group)
-        self.roles: dict[str, tuple[str, int]] = {}
-        for group in ("sparse", "multi", "dense"):
-            for j, name in enumerate(getattr(spec, group)):
-                self.roles[name] = (group, j)
+        self.known = set(spec.feature_columns)
+        self.role_of: dict[str, tuple[int, int]] = {}  # feature -> (group, index in it)
+        for group, names in ((SPARSE, spec.sparse), (DENSE, spec.dense), (MULTI, spec.multi)):
+            self.role_of.update({name: (group, j) for j, name in enumerate(names)})
         self.caches = {
             name: BucketCache(name, schema.hash_buckets, cfg.hash_cache_size)
             for name in (*spec.sparse, *spec.multi)
@@ -109,45 +109,72 @@ class InstanceEncoder:
 
     # ---- validation --------------------------------------------------------------------
     def validate(self, instances: list[Any]) -> Columns:
+        """Check every instance (see the module docstring); raises :class:`RequestError`.
+
+        The common cases (short strings, finite floats, ints) are checked inline: this loop
+        runs once per value of every request.
+        """
         n = len(instances)
         sparse: list[list[str | None]] = [[None] * n for _ in self.spec.sparse]
         multi: list[list[list[str] | None]] = [[None] * n for _ in self.spec.multi]
-        dense = np.full((n, len(self.spec.dense)), np.nan)
+        n_dense = len(self.spec.dense)
+        dense_rows: list[list[float]] = []
         floats: list[tuple[list[Any], int, float]] = []  # non-integral floats, cast together
-        roles = self.roles
+        role_of = self.role_of
+        short = self.cfg.max_string_bytes // 4  # any string this short is within the limit
+        max_list = self.cfg.max_list_len
+        nan = math.nan
         for i, inst in enumerate(instances):
-            if not isinstance(inst, dict):
+            if type(inst) is not dict:
                 raise RequestError(
                     400, "bad_shape", f"instances[{i}] must be an object, got {_type_name(inst)}"
                 )
-            unknown = None
+            row = [nan] * n_dense
             for name, value in inst.items():
-                role = roles.get(name)
+                role = role_of.get(name)
                 if role is None:
                     if self.refuse_unknown:
-                        unknown = [k for k in inst if k not in roles]
-                        break
+                        self._refuse_unknown(i, inst)
                     continue
                 if value is None:
                     continue
                 group, j = role
-                if group == "sparse":
-                    sparse[j][i] = self._category(value, i, name, floats, sparse[j])
-                elif group == "dense":
-                    dense[i, j] = self._number(value, i, name)
+                if group == SPARSE:
+                    if type(value) is str and len(value) <= short:
+                        sparse[j][i] = value
+                    elif type(value) is int and -INT_LIMIT <= value < INT_LIMIT:
+                        sparse[j][i] = str(value)
+                    else:
+                        sparse[j][i] = self._category(value, i, name, floats, sparse[j])
+                elif group == DENSE:
+                    if type(value) is float and value - value == 0.0:  # finite
+                        row[j] = value
+                    elif type(value) is int and -INT_LIMIT <= value < INT_LIMIT:
+                        row[j] = float(value)
+                    else:
+                        row[j] = self._number(value, i, name)
+                elif (
+                    type(value) is list and len(value) <= max_list
+                    and all(type(x) is str and len(x) <= short for x in value)
+                ):  # fmt: skip
+                    multi[j][i] = value
                 else:
                     multi[j][i] = self._list(value, i, name, floats)
-            if unknown:
-                shown = ", ".join(map(repr, unknown[:SHOWN_UNKNOWN]))
-                more = f" and {len(unknown) - SHOWN_UNKNOWN} more" if len(unknown) > 5 else ""
-                raise RequestError(
-                    422, "unknown_feature", f"instances[{i}]: unknown feature(s) {shown}{more}"
-                )
+            dense_rows.append(row)
         if floats:
             cast = pc.cast(pa.array([f for _, _, f in floats], pa.float64()), pa.string())
             for (target, pos, _), text in zip(floats, cast.to_pylist(), strict=True):
                 target[pos] = text
+        dense = np.array(dense_rows, dtype=np.float64).reshape(n, n_dense)
         return Columns(n, sparse, multi, dense)
+
+    def _refuse_unknown(self, i: int, inst: dict[str, Any]) -> None:
+        unknown = [k for k in inst if k not in self.known]
+        shown = ", ".join(map(repr, unknown[:SHOWN_UNKNOWN]))
+        more = f" and {len(unknown) - SHOWN_UNKNOWN} more" if len(unknown) > SHOWN_UNKNOWN else ""
+        raise RequestError(
+            422, "unknown_feature", f"instances[{i}]: unknown feature(s) {shown}{more}"
+        )
 
     def _category(
         self, v: Any, i: int, name: str, floats: list[tuple[list[Any], int, float]],
@@ -182,7 +209,10 @@ class InstanceEncoder:
             raise RequestError(
                 422, "bad_type", f"instances[{i}].{name}: expected a number, got {_type_name(v)}"
             )
-        f = float(v)
+        try:
+            f = float(v)
+        except OverflowError:
+            f = math.inf
         if not math.isfinite(f):
             raise RequestError(422, "non_finite", f"instances[{i}].{name}: {v} is not finite")
         return f
