@@ -27,7 +27,6 @@ import asyncio
 import json
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -60,6 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--swap-every", type=float, default=1.0)
     p.add_argument("--swap-seconds", type=float, default=6.0, help="per phase and round")
     p.add_argument("--bootstrap", default="127.0.0.1:9092")
+    p.add_argument("--no-swap", action="store_true", help="skip the swap phase")
     p.add_argument("--json-out", type=Path, default=None)
     return p.parse_args(argv)
 
@@ -198,6 +198,13 @@ class Proc:
             time.sleep(0.3)
         raise SystemExit(f"{self.name} not ready:\n{''.join(self.lines[-30:])}")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server process used so far (load-independent cost)."""
+        import psutil
+
+        t = psutil.Process(self.proc.pid).cpu_times()
+        return float(t.user + t.system)
+
     def stop(self) -> None:
         if self.proc.poll() is not None:
             return
@@ -282,18 +289,24 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             body = orjson.dumps({"instances": random_instances(batch, seed=batch,
                                                                spec=sim_spec())})  # fmt: skip
             samples: dict[str, list] = {name: [] for name in procs}
+            cpu = dict.fromkeys(procs, 0.0)
             for rnd in range(args.rounds):
                 for name, p in procs.items():
                     assert p.port is not None
                     run_load(p.port, body, args.clients, 0.5)  # warm-up
+                    t0 = p.cpu_seconds()
                     samples[name] += run_load(p.port, body, args.clients, args.seconds)
+                    cpu[name] += p.cpu_seconds() - t0
                 print(f"[latency] batch {batch} round {rnd + 1}/{args.rounds}", flush=True)
             results["latency"][str(batch)] = {
-                name: summarise(s, args.seconds * args.rounds, batch) for name, s in samples.items()
-            }
+                name: {**summarise(s, args.seconds * args.rounds, batch),
+                       "server_cpu_ms_per_request": 1e3 * cpu[name] / max(1, len(s))}
+                for name, s in samples.items()
+            }  # fmt: skip
         for name in ("dense", "bare"):  # the swap phase measures one replica alone
             procs[name].stop()
-        results["swap"] = swap_phase(args, config, versions, procs["sparse"])
+        if not args.no_swap:
+            results["swap"] = swap_phase(args, config, versions, procs["sparse"])
     finally:
         for p in procs.values():
             p.stop()
@@ -324,7 +337,7 @@ def swap_phase(args: argparse.Namespace, config: Path, versions: list[int], p: P
             steady += run_load(p.port, body, args.clients, args.swap_seconds, versions=True)
             stop = threading.Event()
 
-            def announce() -> None:
+            def announce(stop: threading.Event = stop) -> None:
                 nonlocal announced, nxt
                 while not stop.wait(args.swap_every):
                     v = versions[nxt % len(versions)]
@@ -360,12 +373,13 @@ def swap_phase(args: argparse.Namespace, config: Path, versions: list[int], p: P
 
 
 def markdown(res: dict[str, Any]) -> str:
-    lines = ["| batch | server | p50 ms | p99 ms | requests/s | instances/s | errors |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| batch | server | p50 ms | p99 ms | requests/s | instances/s "
+             "| server CPU ms/request | errors |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for batch, by in res["latency"].items():
         for name, r in by.items():
             lines.append(f"| {batch} | {name} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-                         f"{r['rps']:,.0f} | {r['instances_per_s']:,.0f} | {r['errors']} |")  # fmt: skip
+                         f"{r['rps']:,.0f} | {r['instances_per_s']:,.0f} | "
+                         f"{r['server_cpu_ms_per_request']:.2f} | {r['errors']} |")  # fmt: skip
     lines.append("")
     for batch, by in res["latency"].items():
         s, d, b = by["sparse"], by["dense"], by["bare"]
@@ -373,7 +387,9 @@ def markdown(res: dict[str, Any]) -> str:
             f"- batch {batch}: sparse vs dense p50 {d['p50_ms'] / s['p50_ms']:.2f}x faster, "
             f"throughput {s['rps'] / d['rps']:.2f}x; overhead vs bare: p50 "
             f"+{s['p50_ms'] - b['p50_ms']:.2f} ms ({s['p50_ms'] / b['p50_ms']:.2f}x), "
-            f"throughput {s['rps'] / b['rps']:.2f}x of bare"
+            f"throughput {s['rps'] / b['rps']:.2f}x of bare; server CPU per request "
+            f"{s['server_cpu_ms_per_request']:.2f} ms vs {b['server_cpu_ms_per_request']:.2f} ms "
+            f"bare, {d['server_cpu_ms_per_request']:.2f} ms dense"
         )
     sw = res["swap"]
     if sw:
@@ -399,7 +415,8 @@ def main(argv: list[str] | None = None) -> int:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(json.dumps(res, indent=2))
     errors = sum(r["errors"] for by in res["latency"].values() for r in by.values())
-    errors += res["swap"]["swapping"]["errors"] + res["swap"]["steady"]["errors"]
+    if res["swap"]:
+        errors += res["swap"]["swapping"]["errors"] + res["swap"]["steady"]["errors"]
     return 1 if errors else 0
 
 
