@@ -60,6 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--swap-seconds", type=float, default=6.0, help="per phase and round")
     p.add_argument("--bootstrap", default="127.0.0.1:9092")
     p.add_argument("--no-swap", action="store_true", help="skip the swap phase")
+    p.add_argument("--gil-repeats", type=int, default=3, help="loads per variant in the GIL probe")
     p.add_argument("--json-out", type=Path, default=None)
     return p.parse_args(argv)
 
@@ -305,6 +306,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             }  # fmt: skip
         for name in ("dense", "bare"):  # the swap phase measures one replica alone
             procs[name].stop()
+        results["gil"] = gil_probe(config, args.gil_repeats)
         if not args.no_swap:
             results["swap"] = swap_phase(args, config, versions, procs["sparse"])
     finally:
@@ -372,6 +374,65 @@ def swap_phase(args: argparse.Namespace, config: Path, versions: list[int], p: P
     }  # fmt: skip
 
 
+def gil_probe(config: Path, repeats: int = 3) -> dict[str, Any]:
+    """Longest GIL hold of a checkpoint load, seen by a thread ticking every 1 ms.
+
+    Side by side: ``load_checkpoint`` (blocked reads, block hashing, tensor views) vs the
+    plain way (``read_bytes``, whole-body hash, ``safetensors.torch.load`` of a copy).
+    """
+    import hashlib
+    import struct
+
+    from safetensors.torch import load as st_load
+
+    from checkpoints import Registry, load_checkpoint
+    from lt4rec.config import load_app_config
+
+    cfg = load_app_config(config)
+    reg = Registry(cfg.registry)
+    current = reg.current()
+    reg.close()
+    assert current is not None and current.version.path is not None
+    path = Path(current.version.path)
+
+    header = struct.Struct("<8sIQQ32s")  # checkpoints.format's file header
+
+    def plain() -> None:  # what load_checkpoint did before checkpoints/blob.py
+        data = path.read_bytes()
+        meta_len = header.unpack_from(data)[2]
+        body = data[header.size :]
+        hashlib.sha256(body).digest()
+        st_load(bytes(body[meta_len:]))
+
+    gaps: list[float] = []
+    stop = threading.Event()
+
+    def tick() -> None:
+        last = time.perf_counter()
+        while not stop.is_set():
+            time.sleep(0.001)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    t = threading.Thread(target=tick, daemon=True)
+    t.start()
+    out: dict[str, Any] = {"file_mb": path.stat().st_size / 1e6}
+    for name, fn in (("blocked_views", lambda: load_checkpoint(path)), ("plain_copies", plain)):
+        worst, secs = [], []
+        for _ in range(repeats):
+            time.sleep(0.05)
+            gaps.clear()
+            t0 = time.perf_counter()
+            fn()
+            secs.append(time.perf_counter() - t0)
+            worst.append(max(gaps) * 1e3 if gaps else float("nan"))
+        out[name] = {"max_gil_hold_ms": sorted(worst)[len(worst) // 2], "seconds": min(secs)}
+    stop.set()
+    t.join()
+    return out
+
+
 def markdown(res: dict[str, Any]) -> str:
     lines = ["| batch | server | p50 ms | p99 ms | requests/s | instances/s "
              "| server CPU ms/request | errors |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -390,6 +451,14 @@ def markdown(res: dict[str, Any]) -> str:
             f"throughput {s['rps'] / b['rps']:.2f}x of bare; server CPU per request "
             f"{s['server_cpu_ms_per_request']:.2f} ms vs {b['server_cpu_ms_per_request']:.2f} ms "
             f"bare, {d['server_cpu_ms_per_request']:.2f} ms dense"
+        )
+    g = res.get("gil")
+    if g:
+        a, b = g["blocked_views"], g["plain_copies"]
+        lines.append(
+            f"- loading one {g['file_mb']:.0f} MB checkpoint: longest GIL hold "
+            f"{a['max_gil_hold_ms']:.1f} ms (load_checkpoint) vs {b['max_gil_hold_ms']:.1f} ms "
+            f"(read_bytes + safetensors.load), {a['seconds']:.2f} s vs {b['seconds']:.2f} s"
         )
     sw = res["swap"]
     if sw:
