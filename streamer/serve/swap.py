@@ -31,7 +31,7 @@ from checkpoints import CorruptCheckpointError, Notice, Registry
 from lt4rec.config import AppConfig, ServeConfig
 from streamer.notices import NoticeFollower
 from streamer.serve.metrics import ServeMetrics
-from streamer.serve.model import ServedModel, UnservableError, load_served
+from streamer.serve.model import ServedModel, load_served
 
 log = logging.getLogger(__name__)
 FALLBACK_PUBLICATIONS = 20  # older publications tried at start when the current one is bad
@@ -57,8 +57,9 @@ class ModelSlot:
             t0 = time.perf_counter()
             try:
                 model = load_served(notice, self.cfg)
-            except (CorruptCheckpointError, UnservableError, OSError) as exc:
-                reason = "unservable" if isinstance(exc, UnservableError) else "corrupt"
+            except Exception as exc:  # whatever fails, the old model keeps serving
+                corrupt = isinstance(exc, CorruptCheckpointError | OSError)
+                reason = "corrupt" if corrupt else "unservable"
                 self.metrics.load_errors.labels(reason=reason).inc()
                 self.last_error = {
                     "publication": notice.publication, "version": notice.version,
@@ -140,17 +141,17 @@ class ModelFollowerThread(threading.Thread):
             on_malformed=lambda _raw, _why: self.slot.metrics.notices_malformed.inc(),
         )  # fmt: skip
         self.follower = follower
-        first = True
         try:
             while not self._stop_event.is_set():
-                notices = follower.poll(self.poll_s)
-                if notices:
-                    ok = self.slot.apply(notices[-1])  # only the newest matters
-                    if not ok and first and registry is not None:
-                        self._fallback(registry, notices[-1].publication)
-                    first = False
-        except Exception:  # never dies silently: the old model keeps serving, say why
-            log.exception("the model follower stopped; the server keeps its current model")
+                try:
+                    notices = follower.poll(self.poll_s)
+                    if notices:
+                        ok = self.slot.apply(notices[-1])  # only the newest matters
+                        if not ok and self.slot.current is None and registry is not None:
+                            self._fallback(registry, notices[-1].publication)
+                except Exception:  # keep following: the current model keeps serving
+                    log.exception("model follower error (retrying)")
+                    self._stop_event.wait(self.poll_s)
         finally:
             follower.close()
             if registry is not None:
@@ -164,7 +165,7 @@ class ModelFollowerThread(threading.Thread):
             return None
 
     def _fallback(self, registry: Registry, failed: int) -> None:
-        """At start: the newest older publication that loads, when the current one did not."""
+        """While nothing is served: the newest older publication that loads."""
         tried = set()
         for pub in registry.publications(limit=FALLBACK_PUBLICATIONS):
             v = pub.version

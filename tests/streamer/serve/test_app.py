@@ -168,3 +168,20 @@ def test_a_corrupt_version_is_refused_and_counted(client):
     text = c.get("/metrics").text
     assert metric(text, "lt4rec_serve_model_load_errors_total", reason="corrupt") == 1
     assert c.get("/model").json()["last_error"]["version"] == notices[1].version
+
+
+def test_an_unservable_version_is_refused_and_counted(client, tmp_path):
+    from checkpoints import Notice, save_checkpoint
+    from checkpoints.registry import sha256_file
+    from lt4rec.testing.serving import random_served_model, small_config
+
+    c, slot, notices = client
+    model, _ = random_served_model(small_config(), seed=5)
+    path = save_checkpoint(tmp_path / "nospec.ckpt", model, config=small_config())  # no spec
+    bad = Notice(**{**notices[0].__dict__, "publication": 50, "version": 50, "path": str(path),
+                    "sha256": sha256_file(path)[0]})  # fmt: skip
+    assert not slot.apply(bad)
+    assert slot.current.version == notices[0].version
+    assert "no feature spec" in slot.last_error["reason"]
+    text = c.get("/metrics").text
+    assert metric(text, "lt4rec_serve_model_load_errors_total", reason="unservable") == 1
