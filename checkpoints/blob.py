@@ -30,7 +30,7 @@ DTYPES = {
 def read_blob(f: IO[bytes], size: int) -> torch.Tensor:
     """The next ``size`` bytes of ``f`` as a ``uint8`` tensor [size] (shorter if the file is)."""
     blob = torch.empty(size, dtype=torch.uint8)
-    view = memoryview(blob.numpy())
+    view = blob.numpy().data  # a writable memoryview of the tensor's memory
     got = 0
     while got < size:
         n = f.readinto(view[got : got + BLOCK])  # type: ignore[attr-defined]
@@ -42,7 +42,7 @@ def read_blob(f: IO[bytes], size: int) -> torch.Tensor:
 
 def update_hash(h: Any, blob: torch.Tensor) -> None:
     """``h.update`` over ``blob`` in blocks (hashlib releases the GIL on each)."""
-    view = memoryview(blob.numpy())
+    view = blob.numpy().data
     for start in range(0, len(view), BLOCK):
         h.update(view[start : start + BLOCK])
 
