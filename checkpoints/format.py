@@ -177,12 +177,17 @@ def _atomic_write(path: Path, chunks: list[bytes]) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_path(path.parent)
     return path
+
+
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory (after a rename: make the new entry durable)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from checkpoints import Checkpoint, verify_file
+from checkpoints.format import fsync_path
 from lt4rec.data.batch import TASKS, Batch
 from lt4rec.models import SparseSharing
 from lt4rec.sparse import CompactPlan, compact
@@ -175,14 +176,6 @@ version_policy: {{ latest {{ num_versions: 1 }} }}
 """
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def export_checkpoint(ckpt: Checkpoint, name: str, version: int, repo: Path,
                       source: dict[str, Any]) -> Path:  # fmt: skip
     """Write and verify ``<repo>/<name>/<version>/model.onnx``; returns its path."""
@@ -206,7 +199,7 @@ def export_checkpoint(ckpt: Checkpoint, name: str, version: int, repo: Path,
             json.dumps({**source, "version": version, "max_abs_deviation": deviation}, indent=2)
         )
         for f in (path, tmp / "export.json", tmp):
-            _fsync(f)
+            fsync_path(f)
         config = repo / name / "config.pbtxt"
         s = model.schema
         text = TRITON_CONFIG.format(name=name, n_sparse=s.n_sparse, n_multi=s.n_multi,
@@ -216,7 +209,7 @@ def export_checkpoint(ckpt: Checkpoint, name: str, version: int, repo: Path,
             staged.write_text(text)
             os.replace(staged, config)
         os.rename(tmp, final)  # the version appears complete, or not at all
-        _fsync(repo / name)
+        fsync_path(repo / name)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
