@@ -62,7 +62,7 @@ def list_command(
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """Versions newest first; ``*`` marks the one in service."""
+    """Versions newest first; a star marks the one in service."""
     from checkpoints.schema import STATUSES
 
     bad = [s for s in status or [] if s not in STATUSES]
