@@ -245,9 +245,8 @@ def export_onnx_command(
 
 
 def _export_onnx(path: str, sha256: str, name: str, version: int, repo: Path) -> None:
-    from streamer.serve.onnx_export import OnnxExportError, export_version
-
     from checkpoints import CorruptCheckpointError
+    from streamer.serve.onnx_export import OnnxExportError, export_version
 
     try:
         out = export_version(path, sha256, name, version, repo)
