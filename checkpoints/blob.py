@@ -1,13 +1,13 @@
-"""Reading a checkpoint's tensor blob without copies and without long GIL holds.
+"""Reading a checkpoint's tensor blob without long GIL holds.
 
 Servers and the worker load new versions in a background thread while their main thread
 keeps answering. A plain ``read_bytes`` + slice + ``safetensors.torch.load`` copies the file
 three times, each copy holding the GIL for tens of ms per 100 MB (a pause on the request
 path). Here the blob is read in 1 MiB ``readinto`` blocks (the GIL is released during each)
-into one aligned ``uint8`` tensor, hashed in blocks, and the safetensors layout (8-byte
-header length, JSON header, data; tensors sorted by alignment) is mapped to views of that
-tensor. Anything unusual (unknown dtype, misaligned offset) falls back to
-``safetensors.torch.load``, which validates the layout itself.
+into one aligned ``uint8`` tensor and hashed in blocks; the safetensors layout (8-byte
+header length, JSON header, data; tensors sorted by alignment) is cut into tensors by torch,
+which releases the GIL while it copies. Anything unusual (unknown dtype, misaligned offset)
+falls back to ``safetensors.torch.load``, which validates the layout itself.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def update_hash(h: Any, blob: torch.Tensor) -> None:
 
 
 def safetensors_views(blob: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Tensors of a safetensors ``blob`` as views of it (no copy); ``ValueError`` if bad."""
+    """Tensors of a safetensors ``blob`` (own memory each); ``ValueError`` if bad."""
     raw = blob.numpy()
     if len(raw) < 8:
         raise ValueError("safetensors blob shorter than its header length")
@@ -70,7 +70,9 @@ def safetensors_views(blob: torch.Tensor) -> dict[str, torch.Tensor]:
                 raise ValueError(f"tensor {name}: data offsets {begin}..{end} do not fit")
             if begin % torch.empty(0, dtype=dtype).element_size():
                 raise KeyError("misaligned")  # let safetensors copy it
-            out[name] = blob[base + begin : base + end].view(dtype).reshape(shape)
+            # a copy per tensor (torch releases the GIL while copying): no two tensors share
+            # memory, so they can be saved again (safetensors refuses shared storage)
+            out[name] = blob[base + begin : base + end].view(dtype).reshape(shape).clone()
     except (KeyError, TypeError, RuntimeError):
         return st_load(raw.tobytes())
     return out

@@ -27,7 +27,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 from safetensors.torch import save as st_save
@@ -190,22 +190,45 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+def _read_header(f: IO[bytes], p: Path) -> tuple[int, int, int, bytes]:
+    """``(version, meta_len, blob_len, digest)`` of the file header; refuses foreign files."""
+    head = f.read(_HEADER.size)
+    if len(head) < _HEADER.size:
+        raise CorruptCheckpointError(f"{p}: truncated (header incomplete, {len(head)} bytes)")
+    magic, version, meta_len, blob_len, digest = _HEADER.unpack(head)
+    if magic != MAGIC:
+        raise CorruptCheckpointError(f"{p}: not an lt4rec checkpoint (bad magic {magic!r})")
+    if version != FORMAT_VERSION:
+        raise CorruptCheckpointError(
+            f"{p}: unsupported format version {version} (this build reads {FORMAT_VERSION})"
+        )
+    return version, meta_len, blob_len, digest
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The JSON metadata of a checkpoint without reading its tensors (for status tools).
+
+    Not verified (the checksum covers the tensors too): use :func:`load_checkpoint` before
+    trusting the file. Raises :class:`CorruptCheckpointError` when even the header is bad.
+    """
+    p = Path(path)
+    with p.open("rb") as f:
+        _version, meta_len, _blob_len, _digest = _read_header(f, p)
+        raw = f.read(meta_len)
+    try:
+        meta: dict[str, Any] = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptCheckpointError(f"{p}: unreadable metadata ({exc})") from exc
+    return meta
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read and verify a checkpoint; raise :class:`CorruptCheckpointError` when it is bad."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"checkpoint {p} does not exist")
     with p.open("rb") as f:
-        head = f.read(_HEADER.size)
-        if len(head) < _HEADER.size:
-            raise CorruptCheckpointError(f"{p}: truncated (header incomplete, {len(head)} bytes)")
-        magic, version, meta_len, blob_len, digest = _HEADER.unpack(head)
-        if magic != MAGIC:
-            raise CorruptCheckpointError(f"{p}: not an lt4rec checkpoint (bad magic {magic!r})")
-        if version != FORMAT_VERSION:
-            raise CorruptCheckpointError(
-                f"{p}: unsupported format version {version} (this build reads {FORMAT_VERSION})"
-            )
+        version, meta_len, blob_len, digest = _read_header(f, p)
         body_len = os.fstat(f.fileno()).st_size - _HEADER.size
         if body_len != meta_len + blob_len:
             raise CorruptCheckpointError(

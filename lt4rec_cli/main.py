@@ -17,6 +17,7 @@ from lt4rec_cli import (
     scheduler_cmd,
     serve_cmd,
     stream_cmds,
+    worker_cmds,
 )
 
 app = typer.Typer(
@@ -34,6 +35,7 @@ prune_cmd.register(app)
 scheduler_cmd.register(app)
 models_cmd.register(app)
 serve_cmd.register(app)
+worker_cmds.register(app)
 
 
 def main() -> None:

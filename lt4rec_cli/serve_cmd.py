@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from lt4rec_cli.common import ConfigOpt, SetOpt, configure_logging, fail, load_cli_config
+from lt4rec_cli.common import (
+    ConfigOpt,
+    LogLevelOpt,
+    SetOpt,
+    check_log_level,
+    fail,
+    load_cli_config,
+    setup_logging,
+)
 
 
 def serve_command(
@@ -21,20 +29,21 @@ def serve_command(
         int | None,
         typer.Option("--port", help="Port (serve.port; 0 = ephemeral).", min=0, max=65535),
     ] = None,
-    log_level: Annotated[str, typer.Option("--log-level", help="Python log level.")] = "warning",
+    log_level: LogLevelOpt = "warning",
 ) -> None:
     """Serve /predict with the published model; follow topics.models and hot-swap versions.
 
     Binds 127.0.0.1 by default. Loads the version in service from the registry at start
     (503 on /predict and /healthz until one is loaded); SIGTERM / SIGINT drain and stop.
     """
+    check_log_level(log_level)
     sets = list(set_ or [])
     for key, value in (("workers", workers), ("host", host), ("port", port)):
         if value is not None:
             sets.append(f"serve.{key}={value!r}" if isinstance(value, str) else
                         f"serve.{key}={value}")  # fmt: skip
     cfg = load_cli_config(config, sets)
-    configure_logging(log_level)
+    setup_logging(log_level)
     from streamer.serve.server import serve
 
     try:

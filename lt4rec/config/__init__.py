@@ -14,6 +14,7 @@ from lt4rec.config.model import ModelConfig, PruneConfig, TrainConfig
 from lt4rec.config.registry import RegistryConfig
 from lt4rec.config.reprune import RepruneConfig, SchedulerConfig
 from lt4rec.config.serve import ServeConfig
+from lt4rec.config.worker import WorkerConfig
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class AppConfig:
     reprune: RepruneConfig = field(default_factory=RepruneConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
 
 
 def load_app_config(path: Path | str | None = None, overrides: Sequence[str] = ()) -> AppConfig:
@@ -67,6 +69,7 @@ __all__ = [
     "StoreConfig",
     "TopicsConfig",
     "TrainConfig",
+    "WorkerConfig",
     "load_app_config",
     "to_dict",
     "to_toml",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lt4rec.config.checks import require_finite
+
 
 @dataclass(frozen=True)
 class RegistryConfig:
@@ -24,6 +26,7 @@ class RegistryConfig:
     onnx_repo: str = ""
 
     def __post_init__(self) -> None:
+        require_finite(self)
         if "://" not in self.url:
             raise ValueError(f"url {self.url!r} is not a SQLAlchemy URL")
         if not self.dir:

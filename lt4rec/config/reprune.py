@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lt4rec.config.checks import require_finite
+
 
 @dataclass(frozen=True)
 class RepruneConfig:
@@ -33,6 +35,7 @@ class RepruneConfig:
     publish: bool = True  # False: register the candidate (gate verdict recorded), never publish
 
     def __post_init__(self) -> None:
+        require_finite(self)
         if not self.window_days > 0:
             raise ValueError("window_days must be > 0")
         if self.valid_hours <= 0 or self.holdout_hours <= 0:
@@ -73,6 +76,7 @@ class SchedulerConfig:
     drift_min_interval_s: float = 6 * 3600.0  # rate limit of drift-triggered runs
 
     def __post_init__(self) -> None:
+        require_finite(self)
         if len(self.cron.split()) != 5:
             raise ValueError(f"cron {self.cron!r} must have 5 fields (min hour day month dow)")
         if self.interval_s < 0 or self.misfire_grace_s < 1:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from lt4rec.config.checks import require_finite
+
 UnknownPolicy = Literal["ignore", "refuse"]
 Engine = Literal["sparse", "dense"]
 NoticeStart = Literal["newest", "beginning"]
@@ -41,6 +43,7 @@ class ServeConfig:
     access_log: bool = False
 
     def __post_init__(self) -> None:
+        require_finite(self)
         if not self.host:
             raise ValueError("host must not be empty")
         if not 0 <= self.port < 65536:

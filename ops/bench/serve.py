@@ -377,7 +377,7 @@ def swap_phase(args: argparse.Namespace, config: Path, versions: list[int], p: P
 def gil_probe(config: Path, repeats: int = 3) -> dict[str, Any]:
     """Longest GIL hold of a checkpoint load, seen by a thread ticking every 1 ms.
 
-    Side by side: ``load_checkpoint`` (blocked reads, block hashing, tensor views) vs the
+    Side by side: ``load_checkpoint`` (blocked reads, block hashing, torch copies) vs the
     plain way (``read_bytes``, whole-body hash, ``safetensors.torch.load`` of a copy).
     """
     import hashlib

@@ -62,3 +62,20 @@ def test_bad_layouts_are_refused(header):
     raw = struct.pack("<Q", len(h)) + h + bytes(16)
     with pytest.raises(ValueError, match="do not fit"):
         safetensors_views(read_blob(io.BytesIO(raw), len(raw)))
+
+
+def test_loaded_tensors_can_be_saved_again(tmp_path):
+    # tensors of a loaded checkpoint go back into the next one (optimiser state, aux heads)
+    from checkpoints import load_checkpoint, save_checkpoint
+    from lt4rec.config import ModelConfig
+    from lt4rec.models import build_model
+    from lt4rec.testing import random_schema
+
+    cfg = ModelConfig(embedding_dim=4, bottom=(8,), tower=(4,))
+    model = build_model(cfg, random_schema())
+    first = save_checkpoint(tmp_path / "a.ckpt", model, config=cfg, aux={"x": torch.ones(3)},
+                            optimizer={"m": torch.zeros(2), "v": torch.ones(2)})  # fmt: skip
+    ckpt = load_checkpoint(first)
+    again = save_checkpoint(tmp_path / "b.ckpt", ckpt.build_model(), config=cfg,
+                            aux=ckpt.aux, optimizer=ckpt.optimizer)  # fmt: skip
+    assert torch.equal(load_checkpoint(again).aux["x"], torch.ones(3))
