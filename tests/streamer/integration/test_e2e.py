@@ -53,7 +53,7 @@ def test_replay_joiner_archive_matches_ground_truth(db_url, stream_env, sim_dir,
     origins = example_origins(examples)
     assert all(len(o) == 1 for o in origins.values())
     per_src: dict[int, list[int]] = {}
-    for ((src, seq),) in origins.values():
+    for (src, seq), in origins.values():
         per_src.setdefault(src, []).append(seq)
     assert all(sorted(v) == list(range(len(v))) for v in per_src.values()), per_src.keys()
     assert {bytes(v) for r in examples for k, v in r.headers if k == "lt4rec.policy"} == {
