@@ -11,6 +11,7 @@ from lt4rec.config.joiner import ArchiveConfig, JoinerConfig, StoreConfig
 from lt4rec.config.kafka import KafkaConfig, MetricsConfig, TopicsConfig
 from lt4rec.config.loader import ConfigError, load, to_dict, to_toml
 from lt4rec.config.model import ModelConfig, PruneConfig, TrainConfig
+from lt4rec.config.publish import PublishConfig
 from lt4rec.config.registry import RegistryConfig
 from lt4rec.config.reprune import RepruneConfig, SchedulerConfig
 from lt4rec.config.serve import ServeConfig
@@ -43,6 +44,7 @@ class AppConfig:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
 
 
 def load_app_config(path: Path | str | None = None, overrides: Sequence[str] = ()) -> AppConfig:
@@ -60,6 +62,7 @@ __all__ = [
     "MetricsConfig",
     "ModelConfig",
     "PruneConfig",
+    "PublishConfig",
     "RegistryConfig",
     "RepruneConfig",
     "RunConfig",

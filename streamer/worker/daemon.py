@@ -49,6 +49,7 @@ from streamer.worker.checkpoint import Start, load_start
 from streamer.worker.encode import encode_cut
 from streamer.worker.metrics import WorkerMetrics
 from streamer.worker.progressive import ProgressiveMetrics
+from streamer.worker.swap import ModelFollower
 from streamer.worker.trainer import OnTrained, Trainer
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class WorkerSummary:
     busy_seconds: float = 0.0  # first polled record -> end of the last trained batch
     counters: dict[str, int] = field(default_factory=dict)
     rolling: dict[str, float] = field(default_factory=dict)
+    swaps: list[dict[str, Any]] = field(default_factory=list)  # hot-swaps (streamer.worker.swap)
 
 
 def configure_torch(cfg: AppConfig) -> None:
@@ -116,10 +118,13 @@ class WorkerDaemon:
         )  # fmt: skip
         self._last_drift_request = 0.0
         self.consumer: Any = None
+        self.follower: ModelFollower | None = None
         self._lock = threading.RLock()  # batcher: polling thread vs rebalance hooks
         self._owned: set[int] = set()
         self._stop = threading.Event()
         self._joined = False
+        self._waiting_since: float | None = None  # a join waits for its assignment since
+        self._stalls = 0  # stalled joins in a row
         self._last_activity = time.monotonic()
         self._first_record: float | None = None
         self.summary = WorkerSummary(start=self.start.source)
@@ -167,13 +172,10 @@ class WorkerDaemon:
                 gc.collect()
                 gc.freeze()
                 gc.set_threshold(*GC_THRESHOLDS)
-            topic = cfg.topics.examples
-            self.consumer = group_consumer(
-                cfg.kafka, cfg.worker.group_id, f"{cfg.kafka.client_id}-worker",
-                CooperativeStickyAssignor, [topic],
-                lambda consumer: JoinRebalanceListener(self, consumer, pause_assigned=False),
-                cfg.worker.instance_id or None,
-            )  # fmt: skip
+            self.consumer = self._make_consumer()
+            if cfg.publish.follow:
+                self.follower = ModelFollower(cfg, self)
+                self.follower.start()
             self._last_activity = time.monotonic()
             poll_ms = max(10, min(cfg.kafka.poll_timeout_ms, cfg.worker.max_wait_ms))
             idle_exit = False
@@ -183,8 +185,9 @@ class WorkerDaemon:
                 if self._backpressure():  # paused: poll only briefly, to resume promptly
                     self.trainer.wait_for_room(poll_ms / 1000.0)
                     polled = self.consumer.poll(timeout_ms=0)
-                else:
-                    polled = self.consumer.poll(timeout_ms=poll_ms)
+                else:  # a join in flight is awaited by a long poll (see _stalled)
+                    wait = poll_ms if self._joined else max(poll_ms, cfg.kafka.poll_timeout_ms)
+                    polled = self.consumer.poll(timeout_ms=wait)
                 n = self._intake(polled)
                 if n:
                     self._last_activity = time.monotonic()
@@ -193,6 +196,8 @@ class WorkerDaemon:
                 elif self._idle_expired():
                     idle_exit = True
                     break
+                if self._stalled():
+                    self._rejoin()
                 self._observe()
             with self._lock:
                 if idle_exit:  # the end of the stream: train what is pending
@@ -212,6 +217,7 @@ class WorkerDaemon:
             s.busy_seconds = max(0.0, self.trainer.last_trained - self._first_record)
         s.counters = dict(self.trainer.position.counters)
         s.rolling = self.progress.snapshot()
+        s.swaps = [r.to_dict() for r in self.follower.records] if self.follower else []
         return s
 
     def _intake(self, polled: dict[Any, list[Any]]) -> int:
@@ -266,6 +272,54 @@ class WorkerDaemon:
             except Exception as exc:  # a courtesy for lag monitoring; the checkpoint is truth
                 log.info("offset commit skipped: %s", exc)
 
+    def _make_consumer(self) -> Any:
+        cfg = self.cfg
+        self._waiting_since = time.monotonic()  # a join starts: no assignment yet
+        return group_consumer(
+            cfg.kafka, cfg.worker.group_id, f"{cfg.kafka.client_id}-worker",
+            CooperativeStickyAssignor, [cfg.topics.examples],
+            lambda consumer: JoinRebalanceListener(self, consumer, pause_assigned=False),
+            cfg.worker.instance_id or None,
+        )  # fmt: skip
+
+    def _stalled(self) -> bool:
+        """A join that has waited ``kafka.rebalance_timeout_s`` for its assignment while the
+        broker answers: kafka-python can drop a SyncGroup answer that arrives while no
+        ``poll()`` awaits it (see :mod:`streamer.rebalance`) and then waits forever with no
+        partitions. Re-joining with a fresh consumer recovers; after ``kafka.rebalance_retries``
+        re-joins in a row the worker fails (exit 1) rather than idle silently."""
+        since = self._waiting_since
+        k = self.cfg.kafka
+        if since is None or time.monotonic() - since < k.rebalance_timeout_s:
+            return False
+        try:
+            self.consumer.topics()  # metadata round trip: does the broker answer?
+        except Exception as exc:  # an outage, not a stall: the clock starts again
+            log.warning("broker %s does not answer (%s): waiting", k.bootstrap, exc)
+            self._waiting_since = time.monotonic()
+            return False
+        self._stalls += 1
+        self.metrics.rejoins.inc()
+        if self._stalls > k.rebalance_retries:
+            raise RuntimeError(
+                f"group {self.cfg.worker.group_id}: no partition assignment after "
+                f"{k.rebalance_retries} re-joins with a fresh consumer, "
+                f"{k.rebalance_timeout_s:.0f}s each"
+            )
+        log.error("group %s: no partition assignment for %.0fs: re-joining with a fresh "
+                  "consumer (retry %d of %d)", self.cfg.worker.group_id,
+                  time.monotonic() - since, self._stalls, k.rebalance_retries)  # fmt: skip
+        return True
+
+    def _rejoin(self) -> None:
+        with self._lock:
+            self._hand_over(set(self._owned))
+        try:
+            self.consumer.close(autocommit=False, timeout_ms=5000)
+        except Exception as exc:
+            log.warning("consumer close: %s", exc)
+        self.consumer = self._make_consumer()
+
     def _idle_expired(self) -> bool:
         limit = self.opts.exit_when_idle_s
         if limit is None or not self._joined:
@@ -282,7 +336,13 @@ class WorkerDaemon:
             log.debug("consumer lag unavailable: %s", exc)
         self.metrics.progress(self.trainer.holder.version, self.owned, self.trainer.depth())
 
+    def joined(self) -> bool:
+        """Whether the group gave this worker its partitions (possibly none) at least once."""
+        return self._joined
+
     def _close(self) -> None:
+        if self.follower is not None:
+            self.follower.stop()
         if self.consumer is not None:  # revokes through the listener: trainer still running
             try:
                 self.consumer.close(autocommit=False)
@@ -311,6 +371,8 @@ class WorkerDaemon:
             self.trainer.barrier(checkpoint=True)  # the next owner resumes from here
             self._owned -= gone
             self._joined = bool(self._owned)  # idle time waits for a new assignment
+            if self._waiting_since is None:
+                self._waiting_since = time.monotonic()
             log.info("partitions %s handed over at a checkpoint", sorted(gone))
 
     def on_assigned(self, assigned: set[TopicPartition]) -> None:
@@ -326,3 +388,5 @@ class WorkerDaemon:
                 self._owned.add(p)
             self._last_activity = time.monotonic()
             self._joined = True
+            self._waiting_since = None
+            self._stalls = 0

@@ -43,6 +43,9 @@ class WorkerMetrics(ServedMetrics):
         self.dlq = Counter(
             "lt4rec_worker_dlq", "Dead-lettered example records, by reason", ["reason"], registry=r
         )
+        self.rejoins = Counter(
+            "lt4rec_worker_rejoins", "Re-joins after a stalled partition assignment", registry=r
+        )
         self.steps = Counter("lt4rec_worker_steps", "Optimiser steps", registry=r)
         self.checkpoints = Counter("lt4rec_worker_checkpoints", "Checkpoints written", registry=r)
         self.corrupt = Counter(
@@ -76,6 +79,17 @@ class WorkerMetrics(ServedMetrics):
             "lt4rec_worker_freshness_seconds", "Label event time -> trained, seconds",
             buckets=_FRESH_BUCKETS, registry=r,
         )  # fmt: skip
+        self.swaps = Counter("lt4rec_worker_swaps", "Hot-swaps to a published version", registry=r)
+        self.swap_refused = Counter(
+            "lt4rec_worker_swaps_refused", "Published versions refused (corrupt, failed)",
+            registry=r,
+        )  # fmt: skip
+        self.swap_pause = Gauge(
+            "lt4rec_worker_swap_pause_seconds", "Training pause of the last hot-swap", registry=r
+        )
+        self.published = Counter(
+            "lt4rec_worker_published", "Online versions this worker published", registry=r
+        )
         self.totals = {"examples": 0, "duplicates": 0, "dlq": 0, "steps": 0}
         self.lag_total = 0
         self.rolling: dict[str, float] = {}
@@ -115,6 +129,11 @@ class WorkerMetrics(ServedMetrics):
         for p, n in lags.items():
             self.lag.labels(partition=str(p)).set(n)
         self.lag_total = sum(lags.values())
+
+    def swapped(self, pause_s: float, version: int) -> None:
+        self.swaps.inc()
+        self.swap_pause.set(pause_s)
+        self.version.set(version)
 
     def checkpointed(self, version: int) -> None:
         self.checkpoints.inc()

@@ -18,8 +18,9 @@ thread trains them one by one, in order. For every micro-batch (:meth:`Trainer._
 
 The queue is bounded by ``worker.queue_batches``: the daemon pauses its partitions while
 :meth:`Trainer.full` (and keeps polling), so a slow step neither grows memory nor breaks group
-membership. :meth:`Trainer.swap` replaces the model holder at the next batch boundary;
-``on_checkpoint`` is where publishing online versions will hook in.
+membership. :meth:`Trainer.swap_at_boundary` replaces the model holder between two batches
+(after the queued ones, with the final catch-up run on this thread: the swap's pause);
+``on_checkpoint`` is where publishing online versions hooks in.
 """
 
 from __future__ import annotations
@@ -51,6 +52,16 @@ class _Barrier:
     done: threading.Event
 
 
+@dataclass
+class _Swap:
+    """Swap to ``prepare(position)``'s holder at this batch boundary (see swap_at_boundary)."""
+
+    prepare: Callable[[StreamPosition], ModelHolder]
+    done: threading.Event
+    pause_s: float = 0.0
+    error: BaseException | None = None
+
+
 # (cut, step result or None, wall time at the end of the step): tests and benchmarks
 OnTrained = Callable[[Cut, StepResult | None, float], None]
 
@@ -76,8 +87,7 @@ class Trainer:
         self.on_trained, self.on_checkpoint, self.on_drift = on_trained, on_checkpoint, on_drift
         self.lock = threading.Lock()  # position reads from the polling thread
         self._cv = threading.Condition()
-        self._queue: deque[Cut | _Barrier | None] = deque()
-        self._next_holder: ModelHolder | None = None
+        self._queue: deque[Cut | _Barrier | _Swap | None] = deque()
         self._commit: dict[int, int] | None = None
         self._since_ckpt = 0  # examples trained since the last checkpoint
         self._dirty = False  # position moved since the last checkpoint
@@ -148,9 +158,31 @@ class Trainer:
         with self.lock:
             return self.position.offsets.get(partition), self.position.marks.of(partition)
 
-    def swap(self, holder: ModelHolder) -> None:
-        """Train with ``holder`` from the next batch on (hot swap at a batch boundary)."""
-        self._next_holder = holder
+    def trained_offsets(self, partitions: list[int]) -> dict[int, int]:
+        """Next offset trained per partition (0 where nothing was trained yet)."""
+        with self.lock:
+            return {p: self.position.offsets.get(p, 0) for p in partitions}
+
+    def swap_at_boundary(
+        self, prepare: Callable[[StreamPosition], ModelHolder], timeout_s: float = 600.0
+    ) -> float:
+        """Swap the model between two batches; returns the pause (seconds).
+
+        Queued after the cuts already waiting: when it is its turn, the training thread
+        calls ``prepare(position)`` — the final catch-up of the new model to exactly the
+        trained position — and trains with its holder from the next batch on. While it runs
+        no batch is trained: that is the swap's pause. An error keeps the old holder.
+        """
+        self._check()
+        item = _Swap(prepare, threading.Event())
+        with self._cv:
+            self._queue.append(item)
+            self._cv.notify()
+        if not item.done.wait(timeout_s):
+            raise WorkerError(f"the swap did not happen within {timeout_s:.0f}s")
+        if item.error is not None:
+            raise WorkerError(f"the swap failed: {item.error!r}") from item.error
+        return item.pause_s
 
     def stop(self) -> None:
         with self._cv:
@@ -173,9 +205,9 @@ class Trainer:
                     item = self._queue[0]
                 if item is None:
                     return
-                if self._next_holder is not None:  # batch boundary: swap the model
-                    self.holder, self._next_holder = self._next_holder, None
-                if isinstance(item, _Barrier):
+                if isinstance(item, _Swap):
+                    self._swap(item)
+                elif isinstance(item, _Barrier):
                     if item.checkpoint and self._dirty:
                         self._checkpoint()
                     item.done.set()
@@ -187,6 +219,18 @@ class Trainer:
         except BaseException as exc:
             log.exception("training thread failed")
             self.error = exc
+
+    def _swap(self, item: _Swap) -> None:
+        t0 = time.perf_counter()
+        try:
+            holder = item.prepare(self.position)
+        except Exception as exc:  # the old model keeps training
+            item.error = exc
+        else:
+            self.holder = holder
+            self._dirty = True  # the next checkpoint is the new lineage's first
+        item.pause_s = time.perf_counter() - t0
+        item.done.set()
 
     def _process(self, cut: Cut) -> None:
         """THE commit order for one micro-batch (module docstring)."""

@@ -56,6 +56,7 @@ def stream_env(
             conversions=f"{base}.cnv",
             examples=f"{base}.ex",
             dlq=f"{base}.dlq",
+            models=f"{base}.models",
             partitions=PARTITIONS,
         )
         data["store"]["url"] = store_url or f"sqlite:///{root / 'state.db'}"

@@ -44,7 +44,10 @@ def _final(env):
 def test_kill_9_at_random_points_gives_the_uninterrupted_weights(
     stream_env, examples, base_ckpt, children, tmp_path
 ):
-    env = stream_env(topics={"partitions": 1}, kafka={"max_poll_records": 100})
+    # a join stalled by the client (streamer.rebalance) is retried well within wait_progress
+    env = stream_env(
+        topics={"partitions": 1}, kafka={"max_poll_records": 100, "rebalance_timeout_s": 25.0}
+    )
     ensure_topics(env.cfg.kafka, env.cfg.topics)
     # static membership: each restart takes the partition back without waiting for the
     # killed member's session to expire
@@ -77,7 +80,11 @@ def test_kill_9_at_random_points_gives_the_uninterrupted_weights(
             proc = spawn_worker(crash, idle_s=120.0, log=log)  # never exits by itself
             children.append(proc)
             target = bounds[k] + int(rng.uniform(0.2, 0.8) * (bounds[k + 1] - bounds[k]))
-            seen = wait_progress(admin, group, target, proc, timeout_s=90.0)
+            try:
+                seen = wait_progress(admin, group, target, proc, timeout_s=90.0)
+            except AssertionError as exc:  # say what the worker said
+                tail = log.read_text(errors="replace")[-4000:]
+                raise AssertionError(f"{exc}; worker log:\n{tail}") from None
             time.sleep(rng.uniform(0.0, 0.2))  # anywhere in the next batch / checkpoint
             assert proc.poll() is None, (
                 f"worker exited before kill {k + 1}: {log.read_text()[-2000:]}"
