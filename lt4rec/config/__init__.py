@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lt4rec.config.data import DataConfig, SimConfig
+from lt4rec.config.feedback import FeedbackConfig
 from lt4rec.config.joiner import ArchiveConfig, JoinerConfig, StoreConfig
 from lt4rec.config.kafka import KafkaConfig, MetricsConfig, TopicsConfig
 from lt4rec.config.loader import ConfigError, load, to_dict, to_toml
@@ -36,6 +37,7 @@ class AppConfig:
     archive: ArchiveConfig = field(default_factory=ArchiveConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
+    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
 
 
 def load_app_config(path: Path | str | None = None, overrides: Sequence[str] = ()) -> AppConfig:
@@ -48,6 +50,7 @@ __all__ = [
     "ArchiveConfig",
     "ConfigError",
     "DataConfig",
+    "FeedbackConfig",
     "JoinerConfig",
     "KafkaConfig",
     "MetricsConfig",
