@@ -76,9 +76,15 @@ def run_policy(
     joiner: JoinerConfig,
     policy: str,
     archive_dir: Path | None = None,
-    batch: int = 5000,
+    batch: int = 100,
 ) -> PolicyStream:
-    """Feed ``records`` (event times ``ts``) hour by hour; collect the emitted examples."""
+    """Feed ``records`` (event times ``ts``) in ``process`` calls of ``batch`` events (one
+    poll of live traffic), hour by hour; collect the emitted examples in emission order.
+
+    The batch size matters: within one call the engine stages label-driven examples (the
+    delayed positives) before watermark-driven ones (``es_dfm`` fresh rows), so hour-sized
+    calls would put every positive of an hour before its negatives.
+    """
     cfg = dataclasses.replace(joiner, policy=policy, max_pending=10_000_000)  # type: ignore[arg-type]
     engine = JoinEngine(make_store("memory://"), cfg, TopicsConfig(partitions=1), "bench")
     engine.claim(0)
@@ -117,12 +123,16 @@ def _parse(policy: str, emitted: list[tuple[int, bytes]]) -> PolicyStream:
 
 
 def join_streams(
-    sim_dir: Path, joiner: JoinerConfig, policies: tuple[str, ...], archive_dir: Path
+    sim_dir: Path,
+    joiner: JoinerConfig,
+    policies: tuple[str, ...],
+    archive_dir: Path,
+    batch: int = 100,
 ) -> dict[str, PolicyStream]:
     """Each policy's stream; the first policy's run writes the archive to ``archive_dir``."""
     events = load_events(sim_dir)
     records = source_records(events)
     return {
-        p: run_policy(records, events.ts, joiner, p, archive_dir if i == 0 else None)
+        p: run_policy(records, events.ts, joiner, p, archive_dir if i == 0 else None, batch)
         for i, p in enumerate(policies)
     }
