@@ -24,7 +24,7 @@ class FeedbackConfig:
     # False: the pre-trained heads stay frozen (as the reference code does). True: they are
     # also updated online from the stream's corrections (FNW-style, see es_dfm.py).
     heads_online: bool = False
-    heads_online_lr: float = 1e-4
+    heads_online_lr: float = 1e-3
 
     def __post_init__(self) -> None:
         if self.heads_embedding_dim < 1 or any(h < 1 for h in self.heads_hidden):

@@ -54,7 +54,8 @@ class ESDFM(SampleWeightLoss):
     """Importance-weighted loss with (frozen or online-updated) delay heads.
 
     ``wait_s`` is the joiner's ``es_dfm_wait_s`` the heads were trained for; it travels in
-    :meth:`state_dict` and a state trained for another wait is refused.
+    :meth:`state_dict` and a state trained for another wait is refused. ``heads`` must be on
+    the device of the batches (``heads.to(device)`` before building the loss).
     """
 
     name = "es_dfm"
@@ -115,10 +116,11 @@ class ESDFM(SampleWeightLoss):
         self.heads.eval()
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        out = {f"heads/{k}": v.detach().clone() for k, v in self.heads.state_dict().items()}
+        """CPU copies: ``heads/<param>``, ``wait_s`` and (online) ``heads_opt/<key>``."""
+        out = {f"heads/{k}": v.detach().cpu().clone() for k, v in self.heads.state_dict().items()}
         out["wait_s"] = torch.tensor(self.wait_s, dtype=torch.int64)
         if self.opt is not None:
-            out.update({f"heads_opt/{k}": v for k, v in self.opt.state_dict().items()})
+            out.update({f"heads_opt/{k}": v.cpu() for k, v in self.opt.state_dict().items()})
         return out
 
     def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
@@ -133,6 +135,8 @@ class ESDFM(SampleWeightLoss):
         if unknown:
             raise ValueError(f"unknown es_dfm state keys {unknown}")
         if self.opt is not None:
+            dev = next(self.heads.parameters()).device
+            opt = {k[10:]: v for k, v in state.items() if k.startswith("heads_opt/")}
             self.opt.load_state_dict(
-                {k[10:]: v for k, v in state.items() if k.startswith("heads_opt/")}
+                {k: v if k.endswith("/step") else v.to(dev) for k, v in opt.items()}
             )

@@ -71,7 +71,8 @@ def run_seed(args: argparse.Namespace, cfg: AppConfig, seed: int, work: Path) ->
     head_metrics = heads_report(heads, data.ds.subset(rest), data.times.take(rest), wait)
     out: dict[str, Any] = {"seed": seed, "join_seconds": t_join, "pretrain": fit,
                            "heads": head_metrics, "methods": {},
-                           "stream_examples": {p: len(s) for p, s in streams.items()}}  # fmt: skip
+                           "stream_examples": {p: len(s) for p, s in streams.items()},
+                           "delivery_lag_min": delivery_lags(streams)}  # fmt: skip
     for m in args.methods:
         res = proto.run_method(m, model, data, streams, cfg, heads, args.batch_size, args.lr)
         out["methods"][m] = res
@@ -80,6 +81,18 @@ def run_seed(args: argparse.Namespace, cfg: AppConfig, seed: int, work: Path) ->
             f"{t} auc={w[f'{t}_auc']:.4f} nll={w[f'{t}_nll']:.4f}" for t in TASKS)
             + f" ({res['seconds']:.0f}s)", flush=True)  # fmt: skip
     out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def delivery_lags(streams: dict[str, Any]) -> dict[str, list[float]]:
+    """Minutes from an example's label time to its emission, p50 / p90 / p99, per
+    policy and kind (what the watermark adds to the policy's own wait)."""
+    out = {}
+    for p, s in streams.items():
+        for kind, code in (("fresh", 1), ("delayed_positive", 2)):
+            lag = (s.emit_ts - s.label_ts)[s.kind == code] / 60_000.0
+            if lag.size:
+                out[f"{p}/{kind}"] = [round(float(q), 2) for q in np.percentile(lag, [50, 90, 99])]
     return out
 
 

@@ -41,6 +41,7 @@ class PolicyStream:
     ts: np.ndarray  # [E] int64 impression time, ms
     label_ts: np.ndarray  # [E] int64 label time, ms
     hour: np.ndarray  # [E] int64 hour (epoch hours) of the input events that emitted it
+    emit_ts: np.ndarray  # [E] int64 event time (ms) of the last input event before emission
 
     def __len__(self) -> int:
         return len(self.impression_id)
@@ -58,9 +59,9 @@ def source_records(events: ReplayEvents) -> list[SourceRecord]:
     return out
 
 
-def _drain(engine: JoinEngine, hour: int, sink: list[tuple[int, bytes]]) -> None:
+def _drain(engine: JoinEngine, hour: int, now: int, sink: list[tuple[int, int, bytes]]) -> None:
     while outs := engine.pending(0, "examples", 100_000):
-        sink.extend((hour, o.value) for o in outs)
+        sink.extend((hour, now, o.value) for o in outs)
         engine.ack(0, "examples", outs[-1].seq)
 
 
@@ -89,27 +90,28 @@ def run_policy(
     engine = JoinEngine(make_store("memory://"), cfg, TopicsConfig(partitions=1), "bench")
     engine.claim(0)
     writer = ArchiveWriter()
-    emitted: list[tuple[int, bytes]] = []
+    emitted: list[tuple[int, int, bytes]] = []
     hours = ts // HOUR_MS
     cuts = np.flatnonzero(np.diff(hours)) + 1
     bounds = np.r_[0, cuts, len(records)]
     for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
         h = int(hours[lo])
         for s in range(lo, hi, batch):
-            engine.process(0, records[s : min(s + batch, hi)])
-            _drain(engine, h, emitted)
+            e = min(s + batch, hi)
+            engine.process(0, records[s:e])
+            _drain(engine, h, int(ts[e - 1]), emitted)
         if archive_dir is not None:
             _archive(engine, writer, archive_dir)
     last = int(hours[-1]) + 1 if len(hours) else 0
     engine.flush_all(0)
-    _drain(engine, last, emitted)
+    _drain(engine, last, last * HOUR_MS, emitted)
     if archive_dir is not None:
         _archive(engine, writer, archive_dir)
     return _parse(policy, emitted)
 
 
-def _parse(policy: str, emitted: list[tuple[int, bytes]]) -> PolicyStream:
-    rows = [orjson.loads(v) for _, v in emitted]
+def _parse(policy: str, emitted: list[tuple[int, int, bytes]]) -> PolicyStream:
+    rows = [orjson.loads(v) for _, _, v in emitted]
     return PolicyStream(
         policy=policy,
         impression_id=[r["impression_id"] for r in rows],
@@ -118,7 +120,8 @@ def _parse(policy: str, emitted: list[tuple[int, bytes]]) -> PolicyStream:
         conversion=np.array([r["conversion"] for r in rows], dtype=np.float32),
         ts=np.array([r["ts"] for r in rows], dtype=np.int64),
         label_ts=np.array([r["label_ts"] for r in rows], dtype=np.int64),
-        hour=np.array([h for h, _ in emitted], dtype=np.int64),
+        hour=np.array([h for h, _, _ in emitted], dtype=np.int64),
+        emit_ts=np.array([t for _, t, _ in emitted], dtype=np.int64),
     )
 
 
