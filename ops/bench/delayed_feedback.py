@@ -18,7 +18,10 @@ AUC_vanilla) per task, weighted by hourly counts, mean ± std over seeds.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import pickle
+import shutil
 import sys
 import time
 from dataclasses import replace
@@ -32,9 +35,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import delayed_protocol as proto
+import delayed_report as report
 import delayed_streams
 
-from lt4rec.config import AppConfig, load_app_config
+from lt4rec.config import AppConfig, load_app_config, to_dict
 from lt4rec.data import FeatureSpec
 from lt4rec.data.simulator import simulate
 from lt4rec.train.feedback_rows import targets_for
@@ -45,21 +49,40 @@ DEFAULTS = [  # a small sparse_sharing model; every --set comes after these
     "model.bottom=[128, 64]", "model.tower=[32]", "train.threads=1",
     "prune.rewind_step=50",
 ]  # fmt: skip
-TASKS = ("cvr", "ctcvr", "ctr")
+STREAM_BATCH = 100  # input events per JoinEngine.process call (one poll of live traffic)
+
+
+def joined(
+    args: argparse.Namespace, cfg: AppConfig, seed: int, work: Path
+) -> tuple[Path, dict[str, Any]]:
+    """Simulate and join (or reuse ``work/s{seed}-{config hash}/`` from an earlier run):
+    the directory (``sim/``, ``archive/``) and the policies' streams."""
+    sim_cfg = replace(cfg.sim, seed=seed, impressions=args.impressions, days=args.days)
+    key = json.dumps([to_dict(sim_cfg), to_dict(cfg.joiner), STREAM_BATCH], sort_keys=True)
+    d = work / f"s{seed}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    cache = d / "streams.pkl"
+    if cache.is_file():
+        with open(cache, "rb") as f:
+            return d, pickle.load(f)
+    shutil.rmtree(d, ignore_errors=True)
+    simulate(sim_cfg, d / "sim")
+    streams = delayed_streams.join_streams(d / "sim", cfg.joiner, ("es_dfm", "fnw"),
+                                           d / "archive", STREAM_BATCH)  # fmt: skip
+    tmp = cache.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        pickle.dump(streams, f)
+    tmp.replace(cache)
+    return d, streams
 
 
 def run_seed(args: argparse.Namespace, cfg: AppConfig, seed: int, work: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
-    sim_cfg = replace(cfg.sim, seed=seed, impressions=args.impressions, days=args.days)
-    sim_dir = work / f"sim-s{seed}"
-    simulate(sim_cfg, sim_dir)
     cfg = replace(cfg, train=replace(cfg.train, seed=seed))
-    streams = delayed_streams.join_streams(sim_dir, cfg.joiner, ("es_dfm", "fnw"),
-                                           work / f"archive-s{seed}")  # fmt: skip
+    d, streams = joined(args, cfg, seed, work)
     t_join = time.perf_counter() - t0
-    sim_table = pq.read_table([sim_dir / f"{s}.parquet" for s in ("train", "valid", "test")])
-    spec = FeatureSpec.load(sim_dir / "spec.json")
-    data = proto.load_archive(work / f"archive-s{seed}", sim_table, spec, cfg, args.pretrain_days)
+    sim_table = pq.read_table([d / "sim" / f"{s}.parquet" for s in ("train", "valid", "test")])
+    spec = FeatureSpec.load(d / "sim" / "spec.json")
+    data = proto.load_archive(d / "archive", sim_table, spec, cfg, args.pretrain_days)
     model, fit = proto.pretrain(cfg, data)
     pre = torch.from_numpy(data.pre)
     wait = cfg.joiner.es_dfm_wait_s
@@ -78,7 +101,7 @@ def run_seed(args: argparse.Namespace, cfg: AppConfig, seed: int, work: Path) ->
         out["methods"][m] = res
         w = res["weighted"]
         print(f"seed {seed} {m:>14}: " + " ".join(
-            f"{t} auc={w[f'{t}_auc']:.4f} nll={w[f'{t}_nll']:.4f}" for t in TASKS)
+            f"{t} auc={w[f'{t}_auc']:.4f} nll={w[f'{t}_nll']:.4f}" for t in report.TASKS)
             + f" ({res['seconds']:.0f}s)", flush=True)  # fmt: skip
     out["seconds"] = time.perf_counter() - t0
     return out
@@ -96,60 +119,20 @@ def delivery_lags(streams: dict[str, Any]) -> dict[str, list[float]]:
     return out
 
 
-def ri_auc(m: dict[str, float], van: dict[str, float], ora: dict[str, float], t: str) -> float:
-    gap = ora[f"{t}_auc"] - van[f"{t}_auc"]
-    return (m[f"{t}_auc"] - van[f"{t}_auc"]) / gap if gap != 0 else float("nan")
-
-
-def aggregate(runs: list[dict[str, Any]], methods: list[str], kind: str) -> dict[str, Any]:
-    """Mean / std over seeds of every metric (``kind``: weighted or pooled) and RI-AUC."""
-    out: dict[str, Any] = {}
-    for m in methods:
-        vals: dict[str, list[float]] = {}
-        for r in runs:
-            met = dict(r["methods"][m][kind])
-            if "vanilla" in r["methods"] and "oracle" in r["methods"]:
-                for t in TASKS:
-                    met[f"{t}_ri_auc"] = ri_auc(met, r["methods"]["vanilla"][kind],
-                                                r["methods"]["oracle"][kind], t)  # fmt: skip
-            for k, v in met.items():
-                vals.setdefault(k, []).append(v)
-        out[m] = {k: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0)
-                  for k, v in vals.items()}  # fmt: skip
-    return out
-
-
-def table(agg: dict[str, Any], title: str) -> str:
-    cols = [(t, m) for t in TASKS for m in ("auc", "pr_auc", "nll", "ri_auc")]
-    head = "| method | " + " | ".join(f"{t.upper()} {m.replace('_', '-').upper()}"
-                                      for t, m in cols) + " |"  # fmt: skip
-    lines = [f"**{title}**", "", head, "|" + "---|" * (len(cols) + 1)]
-    for m, v in agg.items():
-        cells = []
-        for t, k in cols:
-            mean, std = v.get(f"{t}_{k}", (float("nan"), 0.0))
-            cells.append(f"{mean:.4f} ± {std:.4f}")
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def targets_check(agg: dict[str, Any]) -> list[str]:
-    """The issue's target on the delayed task (CVR): ES-DFM RI-AUC >= 0.3, and ES-DFM
-    better than FNW and Vanilla on AUC and NLL."""
-    lines = []
-    for m in ("es_dfm", "es_dfm_online"):
-        if m not in agg or "fnw" not in agg or "vanilla" not in agg:
-            continue
-        for t in ("cvr", "ctcvr"):
-            e, f, v = agg[m], agg["fnw"], agg["vanilla"]
-            ri = e[f"{t}_ri_auc"][0]
-            auc_ok = e[f"{t}_auc"][0] > max(f[f"{t}_auc"][0], v[f"{t}_auc"][0])
-            nll_ok = e[f"{t}_nll"][0] < min(f[f"{t}_nll"][0], v[f"{t}_nll"][0])
-            ok = ri >= 0.3 and auc_ok and nll_ok
-            lines.append(f"- {m} {t.upper()}: RI-AUC {ri:.3f} (≥ 0.3), AUC > FNW & Vanilla: "
-                         f"{auc_ok}, NLL < FNW & Vanilla: {nll_ok} -> "
-                         f"**{'met' if ok else 'NOT met'}**")  # fmt: skip
-    return lines
+def command_of(a: dict[str, Any]) -> str:
+    """The command line that reproduces a run with arguments ``a``."""
+    parts = [
+        "nice -n 10 .venv/bin/python ops/bench/delayed_feedback.py",
+        f"--impressions {a['impressions']} --days {a['days']}",
+        f"--pretrain-days {a['pretrain_days']} --seeds {' '.join(map(str, a['seeds']))}",
+    ]
+    if list(a["methods"]) != list(proto.METHODS):
+        parts.append("--methods " + " ".join(a["methods"]))
+    if a["batch_size"] != 256 or a["lr"] != 1e-3:
+        parts.append(f"--batch-size {a['batch_size']} --lr {a['lr']}")
+    parts += [f"--set {o}" for o in a["overrides"]]
+    parts.append(f"--out {a['out']}")
+    return " ".join(parts)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,8 +146,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=1e-3, help="streaming Adam learning rate")
     ap.add_argument("--set", dest="overrides", action="append", default=[],
                     help="config override section.key=value (repeatable)")  # fmt: skip
-    ap.add_argument("--out", default="runs/bench/delayed")
+    ap.add_argument("--out", default="runs/bench/delayed",
+                    help="output dir; OUT/work keeps simulations and streams")  # fmt: skip
+    ap.add_argument("--from-json", metavar="SUMMARY",
+                    help="only re-render OUT/summary.md from an earlier summary.json")  # fmt: skip
     args = ap.parse_args(argv)
+    if args.from_json:
+        old = json.loads(Path(args.from_json).read_text())
+        a = old["args"]
+        summary = report.summarize(old["runs"], a["methods"], a, command_of(a))
+        text = report.render(summary)
+        print(text)
+        Path(args.from_json).write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        Path(args.from_json).with_name("summary.md").write_text(text)
+        return 0
     if args.pretrain_days >= args.days:
         ap.error("--pretrain-days must be < --days")
     cfg = load_app_config(None, [*DEFAULTS, *args.overrides])
@@ -173,16 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     runs = [run_seed(args, cfg, s, out / "work") for s in args.seeds]
-    summary = {"args": vars(args), "runs": runs,
-               "weighted": aggregate(runs, args.methods, "weighted"),
-               "pooled": aggregate(runs, args.methods, "pooled")}  # fmt: skip
-    cmd = " ".join(["nice -n 10 .venv/bin/python ops/bench/delayed_feedback.py",
-                    *(argv if argv is not None else sys.argv[1:])])  # fmt: skip
-    md = [f"`{cmd}`", ""]
-    md.append(table(summary["weighted"], "Hourly metrics weighted by hourly counts"))
-    md.append(table(summary["pooled"], "Pooled over all evaluation hours"))
-    md += ["Targets (seed means, weighted):", *targets_check(summary["weighted"])]
-    text = "\n".join(md) + "\n"
+    summary = report.summarize(runs, args.methods, vars(args), command_of(vars(args)))
+    text = report.render(summary)
     print(text)
     (out / "summary.md").write_text(text)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")

@@ -100,3 +100,13 @@ def test_benchmark_smoke(tmp_path, capsys):
     assert run["methods"]["vanilla"]["trained_examples"] > 0
     md = (out / "summary.md").read_text()
     assert "| es_dfm_online |" in md and "RI-AUC" in md and "Targets" in md
+    assert "Paired with Vanilla" in md and md.startswith("`nice -n 10 .venv/bin/python")
+    # the second run reuses the joined streams (OUT/work) and is deterministic
+    (out / "summary.md").unlink()
+    assert bench.main([*args, "--methods", "vanilla", "es_dfm", "oracle"]) == 0
+    again = json.loads((out / "summary.json").read_text())
+    for m in ("vanilla", "es_dfm", "oracle"):
+        assert again["weighted"][m] == agg[m], m
+    assert len(list((out / "work").iterdir())) == 1
+    assert bench.main(["--from-json", str(out / "summary.json")]) == 0
+    assert "--methods vanilla es_dfm oracle" in (out / "summary.md").read_text()
