@@ -128,7 +128,7 @@ def command_of(a: dict[str, Any]) -> str:
     ]
     if list(a["methods"]) != list(proto.METHODS):
         parts.append("--methods " + " ".join(a["methods"]))
-    if a["batch_size"] != 256 or a["lr"] != 1e-3:
+    if a["batch_size"] != 256 or a["lr"] != 1e-2:
         parts.append(f"--batch-size {a['batch_size']} --lr {a['lr']}")
     parts += [f"--set {o}" for o in a["overrides"]]
     parts.append(f"--out {a['out']}")
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--methods", nargs="+", default=list(proto.METHODS), choices=proto.METHODS)
     ap.add_argument("--batch-size", type=int, default=256, help="streaming micro-batch")
-    ap.add_argument("--lr", type=float, default=1e-3, help="streaming Adam learning rate")
+    ap.add_argument("--lr", type=float, default=1e-2, help="streaming Adam learning rate")
     ap.add_argument("--set", dest="overrides", action="append", default=[],
                     help="config override section.key=value (repeatable)")  # fmt: skip
     ap.add_argument("--out", default="runs/bench/delayed",

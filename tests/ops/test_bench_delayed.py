@@ -91,9 +91,9 @@ def test_benchmark_smoke(tmp_path, capsys):
     for m, v in agg.items():
         for t in ("ctr", "cvr", "ctcvr"):
             assert 0 <= v[f"{t}_auc"][0] <= 1 and v[f"{t}_nll"][0] > 0, (m, t)
-    for t in ("ctr", "cvr", "ctcvr"):
-        assert agg["vanilla"][f"{t}_ri_auc"][0] == 0.0
-        assert math.isnan(agg["oracle"][f"{t}_ri_auc"][0]) or agg["oracle"][f"{t}_ri_auc"][0] == 1
+    for t in ("ctr", "cvr", "ctcvr"):  # nan where Oracle - Vanilla < 0.001 (tiny data)
+        ri_v, ri_o = agg["vanilla"][f"{t}_ri_auc"][0], agg["oracle"][f"{t}_ri_auc"][0]
+        assert (math.isnan(ri_v) and math.isnan(ri_o)) or (ri_v == 0.0 and ri_o == 1.0)
     run = summary["runs"][0]
     assert run["methods"]["pretrained"]["trained_examples"] == 0
     assert run["stream_examples"]["fnw"] > run["stream_examples"]["es_dfm"] >= 4000
