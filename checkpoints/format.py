@@ -184,6 +184,30 @@ def _atomic_write(path: Path, chunks: list[bytes]) -> Path:
     return path
 
 
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The JSON metadata of a checkpoint without reading its tensors (for status tools).
+
+    Not verified (the checksum covers the tensors too): use :func:`load_checkpoint` before
+    trusting the file. Raises :class:`CorruptCheckpointError` when even the header is bad.
+    """
+    p = Path(path)
+    with p.open("rb") as f:
+        head = f.read(_HEADER.size)
+        if len(head) < _HEADER.size:
+            raise CorruptCheckpointError(f"{p}: truncated (header incomplete, {len(head)} bytes)")
+        magic, version, meta_len, _blob_len, _digest = _HEADER.unpack(head)
+        if magic != MAGIC or version != FORMAT_VERSION:
+            raise CorruptCheckpointError(
+                f"{p}: not an lt4rec checkpoint of version {FORMAT_VERSION}"
+            )
+        raw = f.read(meta_len)
+    try:
+        meta: dict[str, Any] = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptCheckpointError(f"{p}: unreadable metadata ({exc})") from exc
+    return meta
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read and verify a checkpoint; raise :class:`CorruptCheckpointError` when it is bad."""
     p = Path(path)

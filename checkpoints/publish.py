@@ -100,12 +100,14 @@ def load_newest_good(
     reg: Registry,
     kinds: Iterable[str] | None = None,
     statuses: Iterable[str] = SERVABLE,
+    skipped: list[tuple[VersionInfo, str]] | None = None,
 ) -> tuple[VersionInfo, Checkpoint, list[tuple[VersionInfo, str]]] | None:
     """The newest version that verifies, plus the ``(version, reason)`` pairs skipped.
 
-    Each skipped version is marked ``corrupt`` in the registry. None when nothing verifies.
+    Each skipped version is marked ``corrupt`` in the registry. None when nothing verifies;
+    pass a ``skipped`` list to learn what was refused in that case too.
     """
-    skipped: list[tuple[VersionInfo, str]] = []
+    skipped = [] if skipped is None else skipped
     for info in reg.versions(kinds, statuses):
         try:
             ckpt = verify(info)

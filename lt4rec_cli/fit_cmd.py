@@ -8,7 +8,14 @@ from typing import Annotated
 
 import typer
 
-from lt4rec_cli.common import ConfigOpt, SetOpt, fail, load_cli_config
+from lt4rec_cli.common import (
+    ConfigOpt,
+    SetOpt,
+    check_output_dir,
+    check_output_file,
+    fail,
+    load_cli_config,
+)
 
 
 def fit_command(
@@ -39,6 +46,11 @@ def fit_command(
     if seed is not None:
         sets.append(f"train.seed={seed}")
     cfg = load_cli_config(config, sets)
+    check_output_file(json_out, "--json")  # before training: never fail after a long run
+    if checkpoint is not None:
+        check_output_file(checkpoint, "--checkpoint")
+    if plots is not None:
+        check_output_dir(plots, "--plots")
     from checkpoints.fit import save_fit
     from lt4rec.data import DataError, SpecError
     from lt4rec.train.fit import run_fit

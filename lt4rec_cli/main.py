@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import typer
 
-from lt4rec_cli import config_cmd, model_cmds, pipeline_cmd, stream_cmds
+from lt4rec_cli import (
+    config_cmd,
+    model_cmds,
+    pipeline_cmd,
+    prune_cmd,
+    scheduler_cmd,
+    stream_cmds,
+    worker_cmds,
+)
 
 app = typer.Typer(
     name="lt4rec",
@@ -21,6 +29,9 @@ app.add_typer(config_cmd.app, name="config")
 model_cmds.register(app)
 stream_cmds.register(app)
 pipeline_cmd.register(app)
+prune_cmd.register(app)
+scheduler_cmd.register(app)
+worker_cmds.register(app)
 
 
 def main() -> None:

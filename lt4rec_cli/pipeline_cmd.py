@@ -20,14 +20,17 @@ def run(
         ),
     ] = True,
 ) -> None:
-    """Simulate -> fit the sparse-shared model -> replay through Kafka -> join -> archive."""
+    """Simulate -> fit the sparse-shared model -> replay through Kafka -> join -> archive ->
+    online worker."""
     cfg = load_cli_config(config, sets)
     from kafka.errors import KafkaError
 
-    from streamer.pipeline import run_pipeline
+    from streamer.pipeline import PipelineError, run_pipeline
 
     try:
         summary = run_pipeline(cfg, stream=stream, log=lambda m: typer.echo(m, err=True))
+    except PipelineError as exc:
+        raise fail(str(exc)) from exc
     except KafkaError as exc:
         raise fail(
             f"Kafka error: {exc} (is the broker at {cfg.kafka.bootstrap} up? "

@@ -6,27 +6,25 @@ never import kafka-python.
 
 from __future__ import annotations
 
-import logging
-import signal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from lt4rec_cli.common import ConfigOpt, SetOpt, fail, load_cli_config
+from lt4rec_cli.common import (
+    ConfigOpt,
+    LogLevelOpt,
+    SetOpt,
+    check_log_level,
+    fail,
+    load_cli_config,
+    setup_logging,
+    stop_on_signals,
+)
 
 stream_app = typer.Typer(
     help="Event-stream tools (replay simulator data into Kafka).", no_args_is_help=True
 )
-
-
-def _logging(level: str) -> None:
-    """Configure logging; kafka-python's own (noisy, mostly transient) messages are shown
-    only with ``--log-level info`` or ``debug``: real failures surface as errors here."""
-    lvl = getattr(logging, level.upper(), logging.WARNING)
-    logging.basicConfig(level=lvl, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if lvl >= logging.WARNING:
-        logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 
 def _safe_url(url: str) -> str:
@@ -60,48 +58,49 @@ def streamer(
             "example (the end of a replay). Not after SIGTERM/SIGINT: a restart resumes.",
         ),
     ] = False,
-    log_level: Annotated[str, typer.Option("--log-level", help="Python log level.")] = "warning",
+    log_level: LogLevelOpt = "warning",
 ) -> None:
     """Run the event joiner: Kafka impressions/clicks/conversions -> labelled examples."""
+    check_log_level(log_level)
     cfg = load_cli_config(config, sets)
-    _logging(log_level)
+    setup_logging(log_level)
     from kafka.errors import KafkaError
     from sqlalchemy.exc import SQLAlchemyError
 
-    from streamer.daemon import DaemonOptions, JoinerDaemon
+    from streamer.daemon import DaemonOptions, JoinerDaemon, RebalanceStalled
     from streamer.kafka.admin import TopicLayoutError
     from streamer.store import StoreError
+    from streamer.store.sql import db_error
 
     try:
         daemon = JoinerDaemon(cfg, DaemonOptions(exit_when_idle, flush_at_end))
     except (OSError, ValueError, KafkaError, SQLAlchemyError, StoreError) as exc:
+        why = db_error(exc) if isinstance(exc, SQLAlchemyError) else f"{type(exc).__name__}: {exc}"
         raise fail(
             f"cannot start the joiner (Kafka {cfg.kafka.bootstrap}, "
-            f"store {_safe_url(cfg.store.url)}): "
-            f"{type(exc).__name__}: {exc}"
+            f"store {_safe_url(cfg.store.url)}): {why}"
         ) from exc
 
-    def stop(signum: int, _frame: Any) -> None:
-        typer.echo(f"joiner: {signal.Signals(signum).name} received, draining", err=True)
-        daemon.request_stop()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stop_on_signals("joiner", "draining", daemon.request_stop)
     try:
         s = daemon.run()
     except KafkaError as exc:
         raise fail(f"Kafka error: {exc} (is the broker at {cfg.kafka.bootstrap} up?)", 1) from exc
     except TopicLayoutError as exc:
         raise fail(str(exc), 1) from exc
-    except (SQLAlchemyError, StoreError) as exc:
-        raise fail(
-            f"state store {_safe_url(cfg.store.url)}: {type(exc).__name__}: {exc}", 1
-        ) from exc
+    except RebalanceStalled as exc:
+        raise fail(f"{exc} (is the group coordinator healthy?)", 3) from exc
+    except StoreError as exc:  # the real cause, one line (the engine already retried)
+        raise fail(f"state store {_safe_url(cfg.store.url)}: {exc}", 1) from exc
+    except SQLAlchemyError as exc:
+        raise fail(f"state store {_safe_url(cfg.store.url)}: {db_error(exc)}", 1) from exc
     except OSError as exc:  # metrics port in use, archive directory not writable...
         raise fail(f"{type(exc).__name__}: {exc}", 1) from exc
+    t = daemon.metrics.totals
     typer.echo(
         f"joiner: {s.records} records in {s.seconds:.1f}s, examples={s.examples} "
-        f"dlq={s.dlq} archive_rows={s.archive_rows}",
+        f"dlq={s.dlq} archive_rows={s.archive_rows} dropped={int(t['dropped'])} "
+        f"coerced={int(t['coerced'])}",
         err=True,
     )
 
@@ -138,7 +137,7 @@ def replay_cmd(
     sets: SetOpt = None,
 ) -> None:
     """Replay simulator Parquet into the input topics in event-time order."""
-    _logging("warning")
+    setup_logging("warning")
     cfg = load_cli_config(
         config, [*(sets or []), *([f"kafka.bootstrap={bootstrap!r}"] if bootstrap else [])]
     )

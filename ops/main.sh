@@ -5,7 +5,8 @@
 #
 # Creates (once) the cached virtual environment, starts the local Apache Kafka broker when it is
 # not running (and stops it again at the end if it started it), then runs `lt4rec run`:
-# simulate -> offline lottery-ticket fit -> replay the log through Kafka -> join -> archive.
+# simulate -> offline lottery-ticket fit -> replay the log through Kafka -> join -> archive ->
+# online worker on the joined stream (AUCs next to the offline fit's).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"

@@ -13,6 +13,13 @@ For every polled batch and every owned join partition ``p`` (docs/design/streame
 A crash anywhere replays from the store: re-processing is a no-op below the stored offsets,
 pending outbox entries are re-sent and sealed chunks re-written under the same names before
 new records of ``p`` are processed. :class:`Fenced` (another owner claimed ``p``) drops ``p``.
+
+Everything runs on the polling thread: rebalance callbacks only record (streamer.rebalance),
+and the changes are applied after each ``poll()``, before the next batch. Nothing the input
+or the broker does stops the loop: bad records are dead-lettered (streamer.intake), a sink
+that cannot deliver pauses its partition and retries with backoff, idle time counts only
+while provably idle (streamer.health), and a rebalance that never completes is reported and
+retried with a fresh consumer (after ``kafka.rebalance_retries`` in a row: exit status 3).
 """
 
 from __future__ import annotations
@@ -32,21 +39,28 @@ from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from lt4rec.config import AppConfig
+from streamer import gctune
 from streamer.archive import ArchiveWriter
 from streamer.delivery import Delivery, RunSummary
-from streamer.events import EventKind, InvalidEvent, parse_event
-from streamer.joiner import Fenced, JoinEngine, SourceRecord, make_store
+from streamer.events import EventKind
+from streamer.health import IdleClock
+from streamer.intake import Limits, source_records
+from streamer.joiner import Fenced, JoinEngine, make_store
 from streamer.kafka.admin import ensure_topics
 from streamer.kafka.consumer import consumer_lag, make_consumer
-from streamer.kafka.producer import ProducerSink
+from streamer.kafka.producer import ProducerSink, SinkError
 from streamer.metrics import JoinerMetrics
+from streamer.ownership import Ownership
+from streamer.rebalance import Rebalances
+from streamer.watchdog import RebalanceStalled, Watchdog
 
+__all__ = ["DaemonOptions", "JoinerDaemon", "RebalanceStalled"]
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class DaemonOptions:
-    exit_when_idle_s: float | None = None  # exit after this long without records
+    exit_when_idle_s: float | None = None  # exit after this long provably idle
     flush_at_end: bool = False  # close every window of owned partitions before exiting
     owner: str | None = None  # owner name recorded in the store (default host:pid:random)
 
@@ -63,25 +77,32 @@ class JoinerDaemon:
             f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         )
         self.kinds: dict[str, EventKind] = dict(cfg.topics.inputs)  # type: ignore[arg-type]
-        self.store = make_store(cfg.store.url)
-        self.engine = JoinEngine(self.store, cfg.joiner, cfg.topics, self.owner)
-        self.sink = ProducerSink(cfg.kafka)
         self.metrics = JoinerMetrics(cfg.metrics, stream)
+        st = cfg.store
+        self.store = make_store(st.url, st.connect_timeout_s, st.statement_timeout_s)
+        self.engine = JoinEngine(
+            self.store, cfg.joiner, cfg.topics, self.owner,
+            max_message_bytes=cfg.kafka.max_message_bytes, retries=st.retries,
+            backoff_s=st.retry_backoff_s, on_retry=lambda: self.metrics.count_retry("store"),
+        )  # fmt: skip
+        self.sink = ProducerSink(cfg.kafka)
         self.summary = RunSummary()
         self.delivery = Delivery(
-            self.engine, self.sink, ArchiveWriter(), Path(cfg.archive.dir), cfg.topics,
-            self.metrics, self.summary, cfg.joiner.policy,
+            self.engine, self.sink, ArchiveWriter(max_columns=cfg.archive.max_columns),
+            Path(cfg.archive.dir), cfg.topics, self.metrics, self.summary, cfg.joiner.policy,
+            cfg.kafka.max_message_bytes, cfg.archive.flush_rows, cfg.archive.flush_seconds,
         )  # fmt: skip
+        self.limits = Limits(cfg.kafka.max_message_bytes, cfg.joiner)
+        self.rebalances = Rebalances()
+        self.watchdog = Watchdog(cfg.kafka, self.kinds, self.rebalances, self.metrics)
+        self.idle = IdleClock(self.opts.exit_when_idle_s)
         self.consumer: Any = None
-        self._lock = threading.RLock()  # engine access: main loop vs rebalance callbacks
-        self._owned: set[int] = set()
-        self._recover: set[int] = set()  # claimed, outbox / sealed chunks not yet re-delivered
-        self._last_seal: dict[int, float] = {}
+        self.parts = Ownership(
+            self.engine, self.delivery, list(self.kinds), lambda: self.consumer, self.metrics
+        )
         self._stop = threading.Event()
-        self._last_activity = time.monotonic()
-        self._joined = False  # idle time counts only after the first assignment
+        self.tune_gc = True  # streamer.gctune for the hot loop (off: Python's defaults)
         self._first_record: float | None = None
-        self._batch_seconds = 0.0
 
     # ---- lifecycle -----------------------------------------------------------------
     def request_stop(self) -> None:
@@ -90,7 +111,7 @@ class JoinerDaemon:
 
     @property
     def owned(self) -> list[int]:
-        return sorted(self._owned)
+        return sorted(self.parts.owned)
 
     def run(self) -> RunSummary:
         """Consume until stopped or idle; returns what this run did."""
@@ -98,153 +119,73 @@ class JoinerDaemon:
         start = time.monotonic()
         ensure_topics(cfg.kafka, cfg.topics)
         self.metrics.serve()
-        self.consumer = make_consumer(cfg.kafka, cfg.topics, self)
-        self._last_activity = time.monotonic()
+        self.metrics.set_status("ok")
+        self.consumer = make_consumer(cfg.kafka, cfg.topics, self.rebalances)
+        gc_before = gctune.tune() if self.tune_gc else None
         try:
             while not self._stop.is_set():
                 batch = self.consumer.poll(timeout_ms=cfg.kafka.poll_timeout_ms)
                 t0 = time.monotonic()
-                with self._lock:
-                    self._recover_pending()
-                    processed = self._process(batch)
-                    self._seal_due()
-                self._batch_seconds = time.monotonic() - t0
+                if self.parts.apply(self.rebalances.take()):
+                    self.watchdog.stalls = 0
+                    self.idle.busy()
+                self.parts.recover_pending()
+                self.parts.retry_stalled()
+                processed = self._process(batch)
+                for p in self.owned:
+                    self.parts.guarded(p, self.delivery.seal_due, p)
                 if processed:
                     self.consumer.commit_async(processed)
                     now = time.monotonic()
                     if self._first_record is None:
-                        self._first_record = now - self._batch_seconds
-                    self._last_activity = now
+                        self._first_record = t0
+                    self.idle.busy()
                     self.summary.busy_seconds = now - self._first_record
-                elif self._idle_expired():
-                    log.info("idle for %.1fs: exiting", self.opts.exit_when_idle_s)
+                elif self.idle.expired(self._quiet):
+                    log.info("idle for %.1fs: exiting", self.idle.idle_for())
                     break
+                if self.watchdog.stalled(self.consumer):
+                    self._rejoin()
                 self._observe()
             # --flush-at-end closes windows at the end of the stream (idle exit) only; after
             # a signal the state stays open so that a restart resumes exactly.
             flush = self.opts.flush_at_end and not self._stop.is_set()
-            with self._lock:
-                self._recover_pending()
-                for p in self.owned:
-                    self._finish(p, flush)
+            self.parts.recover_pending()
+            for p in self.owned:
+                self.parts.finish(p, flush)
         finally:
             self._close()
+            if gc_before is not None:
+                gctune.restore(gc_before)
         self.summary.seconds = time.monotonic() - start
         return self.summary
 
-    def _idle_expired(self) -> bool:
-        limit = self.opts.exit_when_idle_s
-        if limit is None or not self._joined:
-            return False
-        return time.monotonic() - self._last_activity >= limit
-
-    def _finish(self, p: int, flush: bool) -> None:
-        try:
-            if flush:
-                self.engine.flush_all(p)
-            self.delivery.drain(p, seal_all=True)
-        except Fenced:
-            log.warning("partition %d fenced while finishing", p)
-            self._drop(p)
-
     def _close(self) -> None:
-        with self._lock:
-            for p in self.owned:
-                self._release(p)
+        for p in self.owned:
+            self.parts.release(p)
         if self.consumer is not None:
-            self.consumer.close(autocommit=False)
+            self.consumer.close(autocommit=False, timeout_ms=5000)
         self.sink.close()
         self.metrics.close()
         self.store.close()
 
-    # ---- rebalance hooks (run on the consumer's IO thread while poll() waits) --------
-    def on_revoked(self, partitions: set[int]) -> None:
-        with self._lock:
-            self._joined = False  # a rebalance is running: idle time waits for the assignment
-            for p in sorted(partitions & self._owned):
-                try:
-                    self.delivery.drain(p, seal_all=True, recover=p in self._recover)
-                except Fenced:
-                    log.warning("partition %d fenced at revocation", p)
-                self._release(p)
-
-    def on_lost(self, partitions: set[int]) -> None:
-        with self._lock:
-            self._joined = False
-            for p in sorted(partitions & self._owned):
-                self._release(p)
-
-    def on_assigned(self, assigned: set[TopicPartition]) -> None:
-        with self._lock:
-            inputs = set(self.kinds)
-            by_p: dict[int, set[str]] = defaultdict(set)
-            for tp in assigned:
-                by_p[tp.partition].add(tp.topic)
-            for p, topics in sorted(by_p.items()):
-                tps = [TopicPartition(t, p) for t in sorted(topics)]
-                if topics != inputs:
-                    log.warning("partition %d incomplete (%s): paused", p, sorted(topics))
-                    self.consumer.pause(*tps)
-                    continue
-                self.consumer.resume(*tps)  # paused earlier (fenced / incomplete)?
-                offsets = self.engine.claim(p)
-                self._owned.add(p)
-                self._recover.add(p)
-                self._last_seal[p] = time.monotonic()
-                for tp in tps:
-                    nxt = offsets.get(tp.topic)
-                    self.consumer.seek(tp, int(nxt) if nxt is not None else 0)
-            self._last_activity = time.monotonic()
-            self._joined = True
-
-    def _release(self, p: int) -> None:
-        try:
-            self.engine.release(p)
-        except Exception:  # releasing is bookkeeping only; never fail a rebalance on it
-            log.exception("release of partition %d failed", p)
-        self._drop(p)
-
-    def _drop(self, p: int) -> None:
-        self._owned.discard(p)
-        self._recover.discard(p)
-        self._last_seal.pop(p, None)
-
     # ---- the commit order ----------------------------------------------------------
-    def _records(self, batch: dict[Any, list[Any]]) -> dict[int, list[SourceRecord]]:
-        by_p: dict[int, list[SourceRecord]] = defaultdict(list)
-        max_bytes = self.cfg.kafka.max_message_bytes
-        counts: dict[str, int] = defaultdict(int)
-        for tp, recs in batch.items():
-            kind = self.kinds.get(tp.topic)
-            if kind is None or tp.partition not in self._owned:
-                continue
-            out = by_p[tp.partition]
-            for r in recs:
-                value = r.value if r.value is not None else b""
-                try:
-                    event, error = parse_event(value, kind, max_bytes), None
-                    counts[kind] += 1
-                except InvalidEvent as exc:
-                    event, error = None, exc
-                    counts["invalid"] += 1
-                out.append(
-                    SourceRecord(kind, tp.topic, tp.partition, r.offset, r.key, value, event, error)
-                )
-        self.metrics.count_in(counts)
-        return by_p
-
     def _process(self, batch: dict[Any, list[Any]]) -> dict[TopicPartition, OffsetAndMetadata]:
         """Steps 1 and 2 for every partition of the batch; returns offsets to commit."""
         commit: dict[TopicPartition, OffsetAndMetadata] = {}
         if not batch:
             return commit
         self.summary.batches += 1
-        for p, records in sorted(self._records(batch).items()):
+        counts: dict[str, int] = defaultdict(int)
+        by_p = source_records(batch, self.kinds, self.parts.ready(), self.limits, counts)
+        self.metrics.count_in(counts)
+        for p, records in sorted(by_p.items()):
             if not records:
                 continue
             try:
                 waiting = self.delivery.outbox(p)
                 res = self.engine.process(p, records)  # 1. state (one transaction)
+                self.metrics.count_engine(res.counters)
                 if (
                     res.staged is not None
                     and not waiting.get("examples")
@@ -254,57 +195,46 @@ class JoinerDaemon:
                 else:
                     self.delivery.drain(p)  # 2. sinks
             except Fenced:
-                log.warning("partition %d fenced: another owner claimed it", p)
-                self._drop(p)  # stop fetching it until the group reassigns it
-                self.consumer.pause(*(TopicPartition(t, p) for t in self.kinds))
+                self.parts.fenced(p)
                 continue
+            except SinkError as exc:  # state is committed: only the delivery waits
+                self.parts.stall(p, exc)
             self.summary.records += len(records)
             last: dict[str, int] = {}
             for r in records:
                 last[r.topic] = max(last.get(r.topic, -1), r.offset)
             for topic, off in last.items():
                 commit[TopicPartition(topic, p)] = OffsetAndMetadata(off + 1, "", -1)
-        return commit  # 3. offsets (by the caller, outside the lock)
+        return commit  # 3. offsets (by the caller)
 
-    def _seal(self, p: int, min_rows: int) -> None:
-        if self.delivery.seal(p, min_rows):
-            self._last_seal[p] = time.monotonic()
+    # ---- health: idle, watchdog, observation ------------------------------------------
+    def _quiet(self) -> bool:
+        owned = self.parts.owned
+        outbox = (self.delivery.outbox(p) for p in owned)
+        drained = not self.parts.stalled and not any(
+            o.get("examples") or o.get("dlq") for o in outbox
+        )
+        return self.watchdog.quiet(self.consumer, owned, drained)
 
-    def _seal_due(self) -> None:
-        """Seal when ``flush_rows`` archive rows wait, or ``flush_seconds`` passed with any."""
-        now = time.monotonic()
+    def _rejoin(self) -> None:
+        """The watchdog found the rebalance stuck: leave the group, join with a new member."""
         for p in self.owned:
-            rows = self.delivery.outbox(p).get("archive", 0)
-            if rows <= 0:
-                continue
-            timed_out = now - self._last_seal.get(p, now) >= self.cfg.archive.flush_seconds
-            if rows >= self.cfg.archive.flush_rows or timed_out:
-                try:
-                    self._seal(p, 1 if timed_out else self.cfg.archive.flush_rows)
-                except Fenced:
-                    self._drop(p)
-                self._last_seal[p] = now
+            self.parts.finish(p, flush=False)
+            self.parts.release(p)
+        self.consumer.close(autocommit=False, timeout_ms=5000)
+        self.rebalances.restart()
+        self.consumer = make_consumer(self.cfg.kafka, self.cfg.topics, self.rebalances)
 
-    def _recover_pending(self) -> None:
-        """Re-deliver the outbox and sealed chunks of newly claimed partitions first."""
-        for p in sorted(self._recover):
-            try:
-                self.delivery.drain(p, recover=True)
-            except Fenced:
-                self._drop(p)
-            self._recover.discard(p)
-
-    # ---- observation ----------------------------------------------------------------
     def _observe(self) -> None:
+        self.metrics.set_status(self.watchdog.status(bool(self.parts.stalled)))
         if not self.metrics.progress_due():
             return
         try:
-            tps = list(self.consumer.assignment() or ())
+            tps = [TopicPartition(t, p) for t in self.kinds for p in self.parts.owned]
             self.metrics.set_consumer_lag(consumer_lag(self.consumer, tps))
         except Exception as exc:  # lag is best effort (broker busy, rebalance in progress)
             log.debug("consumer lag unavailable: %s", exc)
-        with self._lock:
-            stats = self.engine.stats()
+        stats = self.engine.stats()
         self.metrics.set_pending(stats.pending)
         for p, part in stats.partitions.items():
             self.metrics.set_watermark(p, part.watermark)

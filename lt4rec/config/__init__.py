@@ -13,6 +13,8 @@ from lt4rec.config.kafka import KafkaConfig, MetricsConfig, TopicsConfig
 from lt4rec.config.loader import ConfigError, load, to_dict, to_toml
 from lt4rec.config.model import ModelConfig, PruneConfig, TrainConfig
 from lt4rec.config.registry import RegistryConfig
+from lt4rec.config.reprune import RepruneConfig, SchedulerConfig
+from lt4rec.config.worker import WorkerConfig
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,9 @@ class AppConfig:
     archive: ArchiveConfig = field(default_factory=ArchiveConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
+    reprune: RepruneConfig = field(default_factory=RepruneConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
 
 
@@ -57,11 +62,14 @@ __all__ = [
     "ModelConfig",
     "PruneConfig",
     "RegistryConfig",
+    "RepruneConfig",
     "RunConfig",
+    "SchedulerConfig",
     "SimConfig",
     "StoreConfig",
     "TopicsConfig",
     "TrainConfig",
+    "WorkerConfig",
     "load_app_config",
     "to_dict",
     "to_toml",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from lt4rec.config.checks import require_finite
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -58,6 +60,7 @@ class SimConfig:
     row_group_size: int = 65_536  # fixed so that output files are byte-identical per seed
 
     def __post_init__(self) -> None:
+        require_finite(self)
         if self.impressions < 1 or self.days < 1 or self.users < 1 or self.items < 1:
             raise ValueError("impressions, days, users and items must be >= 1")
         if min(self.latent_dim, self.categories, self.creators, self.tags) < 1:

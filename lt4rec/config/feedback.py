@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lt4rec.config.checks import require_finite
+
 
 @dataclass(frozen=True)
 class FeedbackConfig:
@@ -27,6 +29,7 @@ class FeedbackConfig:
     heads_online_lr: float = 1e-3
 
     def __post_init__(self) -> None:
+        require_finite(self)
         if self.heads_embedding_dim < 1 or any(h < 1 for h in self.heads_hidden):
             raise ValueError("heads_embedding_dim and heads_hidden widths must be >= 1")
         if self.heads_epochs < 1 or self.heads_batch_size < 1:

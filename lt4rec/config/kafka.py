@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lt4rec.config.checks import check_topic_name, require_finite
+
 
 @dataclass(frozen=True)
 class KafkaConfig:
@@ -23,8 +25,16 @@ class KafkaConfig:
     bootstrap_timeout_ms: int = 30_000  # give up (clear error) when no broker answers
     # Verify record CRCs on fetch. Pure Python (slow) unless the `crc32c` package is installed.
     check_crcs: bool = True
+    # A rebalance (revocation -> assignment) not completed after this long is reported (log,
+    # metric, status) and retried with a fresh consumer; after `rebalance_retries` such
+    # retries in a row the joiner exits with status 3.
+    rebalance_timeout_s: float = 120.0
+    rebalance_retries: int = 3
 
     def __post_init__(self) -> None:
+        require_finite(self)
+        if self.rebalance_timeout_s <= 0 or self.rebalance_retries < 0:
+            raise ValueError("rebalance_timeout_s must be > 0 and rebalance_retries >= 0")
         if not self.bootstrap:
             raise ValueError("bootstrap must not be empty")
         if self.max_poll_records < 1 or self.max_message_bytes < 1:
@@ -58,8 +68,8 @@ class TopicsConfig:
         names = [
             self.impressions, self.clicks, self.conversions, self.examples, self.dlq, self.models
         ]  # fmt: skip
-        if any(not n for n in names):
-            raise ValueError("topic names must not be empty")
+        for key in ("impressions", "clicks", "conversions", "examples", "dlq", "models"):
+            check_topic_name(key, getattr(self, key))
         if len(set(names)) != len(names):
             raise ValueError("the six topic names must be distinct")
 
@@ -82,6 +92,7 @@ class MetricsConfig:
     progress_interval_s: float = 5.0  # 0 = no progress line
 
     def __post_init__(self) -> None:
+        require_finite(self)
         if not 0 <= self.port < 65536:
             raise ValueError("port must be in [0, 65535]")
         if self.progress_interval_s < 0:

@@ -137,10 +137,18 @@ def load(cls: type[T], path: Path | str | None = None, overrides: Sequence[str] 
     data: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
+        if p.is_dir():
+            raise ConfigError(f"config file {p} is a directory")
         if not p.is_file():
             raise ConfigError(f"config file {p} does not exist")
         try:
             data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"config file {p} is not UTF-8 text (byte {exc.start}: {exc.reason})"
+            ) from exc
+        except OSError as exc:
+            raise ConfigError(f"config file {p} cannot be read: {exc.strerror or exc}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {p} is not valid TOML: {exc}") from exc
     for item in overrides:

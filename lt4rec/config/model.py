@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from lt4rec.config.checks import check_device, require_finite
+
 ModelName = Literal[
     "single", "shared_bottom", "esmm", "mmoe", "ple", "cross_stitch", "sparse_sharing"
 ]
@@ -23,6 +25,7 @@ class ModelConfig:
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
+        require_finite(self)
         if self.embedding_dim < 1 or self.experts < 1:
             raise ValueError("embedding_dim and experts must be >= 1")
         if any(h < 1 for h in (*self.bottom, *self.tower, *self.expert_hidden)):
@@ -61,6 +64,7 @@ class PruneConfig:
     cvr_rate: float | None = 0.6
 
     def __post_init__(self) -> None:
+        require_finite(self)
         if self.rounds < 0:
             raise ValueError("rounds must be >= 0")
         if not 0 < self.rate < 1:
@@ -94,6 +98,10 @@ class TrainConfig:
     patience: int = 0
 
     def __post_init__(self) -> None:
+        require_finite(self)
+        check_device(self.device)
+        if self.weight_decay < 0:
+            raise ValueError("weight_decay must be >= 0")
         if self.patience < 0:
             raise ValueError("patience must be >= 0")
         if self.cvr_weight < 0:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lt4rec.config.checks import require_finite
+
 
 @dataclass(frozen=True)
 class RegistryConfig:
@@ -21,6 +23,7 @@ class RegistryConfig:
     staging_timeout_s: float = 3600.0
 
     def __post_init__(self) -> None:
+        require_finite(self)
         if "://" not in self.url:
             raise ValueError(f"url {self.url!r} is not a SQLAlchemy URL")
         if not self.dir:

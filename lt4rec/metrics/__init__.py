@@ -1,6 +1,7 @@
-"""Offline metrics: AUC, logloss, GAUC and the multi-task evaluation report."""
+"""Metrics: exact AUC, logloss, GAUC, the multi-task evaluation report and rolling windows."""
 
 from lt4rec.metrics.evaluate import evaluate_predictions
 from lt4rec.metrics.ranking import auc, gauc, logloss, pr_auc
+from lt4rec.metrics.rolling import RollingWindow
 
-__all__ = ["auc", "evaluate_predictions", "gauc", "logloss", "pr_auc"]
+__all__ = ["RollingWindow", "auc", "evaluate_predictions", "gauc", "logloss", "pr_auc"]

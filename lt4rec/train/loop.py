@@ -115,10 +115,16 @@ def train_step(
     cvr_weight: float = 1.0,
     tasks: Sequence[str] = TASKS,
     weights: Weights | None = None,
+    logits_out: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """One forward/backward/update on ``batch`` with the losses of ``tasks``.
 
     ``weights``: optional per-row sample weights ``{task: [B]}`` (delayed-feedback losses).
+    ``logits_out``: when given, filled with the detached logits of this step's forward pass,
+    i.e. the model's scores *before* the update (the online worker's progressive validation
+    reuses them instead of a second forward): ``"ctr"`` over the batch's rows, ``"cvr"`` over
+    its clicked rows (the clicked loss) or over all rows (entire-space loss); a task whose
+    logits the step did not compute is absent.
     """
     model.train()
     opt.zero_grad()
@@ -150,7 +156,12 @@ def train_step(
             weights=weights,
         )
     else:
-        losses = task_losses(model(batch), batch, entire_space=entire, tasks=tasks, weights=weights)
+        logits = model(batch)
+        losses = task_losses(logits, batch, entire_space=entire, tasks=tasks, weights=weights)
+        if not entire:
+            logits = {**logits, "cvr": logits["cvr"][batch.click > 0]}
+    if logits_out is not None:
+        logits_out.update({t: v.detach() for t, v in logits.items()})
     total = sum((cvr_weight if t == "cvr" else 1.0) * v for t, v in losses.items())
     assert isinstance(total, torch.Tensor)
     total.backward()

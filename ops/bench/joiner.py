@@ -14,6 +14,9 @@ Usage (repository root, shared venv, the broker of ``ops/kafka/kafka.sh``)::
    >= 20k events/s);
 4. ``--pending N``: N impressions whose windows stay open (30-day click window) through a
    ``lt4rec streamer`` child process; reports its peak RSS (``ru_maxrss``).
+5. ``--gc-compare R``: the joiner R times with Python's default GC and R times with the
+   daemon's tuning (:func:`streamer.gctune.tune`: ``gc.freeze()`` after start-up, higher
+   thresholds), alternating on the same topics (fresh group and store each), side by side.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ def bare_consume(kafka: KafkaConfig, topics: TopicsConfig, total: int) -> tuple[
 
 def app_config(kafka: KafkaConfig, topics: TopicsConfig, work: Path, **extra: Any) -> AppConfig:
     data = to_dict(AppConfig())
-    data["kafka"] = to_dict(kafka) | {"group_id": f"{topics.impressions}.g"}
+    data["kafka"] = {"group_id": f"{topics.impressions}.g"} | to_dict(kafka)
     data["topics"] = to_dict(topics)
     data["store"]["url"] = f"sqlite:///{work / 'state.db'}"
     data["archive"]["dir"] = str(work / "archive")
@@ -112,6 +115,46 @@ def throughput(args: argparse.Namespace, kafka: KafkaConfig, work: Path) -> dict
             "joiner_per_cpu_s": s.records / cpu_join, "ratio": join_rate / bare_rate,
             "ratio_cpu": (s.records / cpu_join) / (n_bare / cpu_bare),
             "joiner_busy_s": s.busy_seconds}  # fmt: skip
+
+
+def gc_compare(args: argparse.Namespace, kafka: KafkaConfig, work: Path) -> dict[str, Any]:
+    """Joiner rate with the default GC vs :func:`streamer.gctune.tune`, alternating runs."""
+    import gc
+
+    from lt4rec.data.simulator import simulate
+    from streamer.daemon import DaemonOptions, JoinerDaemon
+
+    data = work / "sim-gc"
+    simulate(SimConfig(impressions=args.impressions, days=1, seed=0), data)
+    events = load_events(data)
+    topics = topics_for(f"bench.gc.{uuid.uuid4().hex[:8]}", args.partitions)
+    ensure_topics(kafka, topics)
+    replay(events, kafka, topics)
+    rates: dict[str, list[float]] = {"default": [], "tuned": []}
+    per_cpu: dict[str, list[float]] = {"default": [], "tuned": []}
+    for i in range(args.gc_compare):
+        for mode in ("default", "tuned"):
+            run = work / f"gc-{mode}-{i}"
+            run.mkdir()
+            k = KafkaConfig(**(to_dict(kafka) | {"group_id": f"{topics.impressions}.{mode}{i}"}))
+            cfg = app_config(k, topics, run)
+            daemon = JoinerDaemon(cfg, DaemonOptions(exit_when_idle_s=3.0, flush_at_end=True))
+            daemon.tune_gc = mode == "tuned"
+            gc.collect()
+            cpu0 = time.process_time()
+            s = daemon.run()
+            cpu = time.process_time() - cpu0
+            rates[mode].append(s.records / max(s.busy_seconds, 1e-9))
+            per_cpu[mode].append(s.records / cpu)
+            print(f"gc {mode} run {i + 1}: {rates[mode][-1]:,.0f} events/s busy, "
+                  f"{s.records / cpu:,.0f} per CPU second", flush=True)  # fmt: skip
+    best = {m: max(v) for m, v in rates.items()}
+    ratio = best["tuned"] / best["default"]
+    cpu_ratio = max(per_cpu["tuned"]) / max(per_cpu["default"])
+    print(f"gc: tuned / default (best of {args.gc_compare}): {ratio:.2f}x events/s busy, "
+          f"{cpu_ratio:.2f}x events per CPU second", flush=True)  # fmt: skip
+    return {"gc_rates": rates, "gc_per_cpu_s": per_cpu, "gc_ratio": ratio,
+            "gc_cpu_ratio": cpu_ratio}  # fmt: skip
 
 
 def pending_rss(args: argparse.Namespace, kafka: KafkaConfig, work: Path) -> dict[str, Any]:
@@ -170,13 +213,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="write the figures as JSON here")
     ap.add_argument("--no-check-crcs", action="store_true", help="kafka.check_crcs = false")
     ap.add_argument("--workers", type=int, default=1, help="replay producer processes")
+    ap.add_argument("--gc-compare", type=int, default=0, help="runs per GC mode (side by side)")
     args = ap.parse_args(argv)
     kafka = KafkaConfig(bootstrap=args.bootstrap, check_crcs=not args.no_check_crcs)
     result: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-joiner-") as tmp:
         work = Path(tmp)
         (work / "pending").mkdir()
-        if args.impressions > 0 or args.data:
+        if args.gc_compare > 0:
+            result |= gc_compare(args, kafka, work)
+        elif args.impressions > 0 or args.data:
             result |= throughput(args, kafka, work)
         if args.pending > 0:
             result |= pending_rss(args, kafka, work)

@@ -19,7 +19,9 @@ import pyarrow.json as pj
 from streamer.archive.schema import BASE_FIELDS, FEATURE_TYPES, arrow_schema
 
 
-def table_from_json(raw: Sequence[bytes], types: dict[str, str]) -> pa.Table | None:
+def table_from_json(
+    raw: Sequence[bytes], types: dict[str, str], overflow: bool = False
+) -> pa.Table | None:
     """The archive table of JSON rows ``raw``; ``None`` when Arrow cannot convert them exactly."""
     feats = pa.struct([pa.field(n, FEATURE_TYPES[t]) for n, t in types.items()])
     schema = pa.schema([*(pa.field(f.name, f.type) for f in BASE_FIELDS), ("features", feats)])
@@ -37,4 +39,6 @@ def table_from_json(raw: Sequence[bytes], types: dict[str, str]) -> pa.Table | N
         return None
     arrays = [t.column(f.name).combine_chunks() for f in BASE_FIELDS]
     arrays += [features.field(i) for i in range(len(types))]
-    return pa.Table.from_arrays(arrays, schema=arrow_schema(types))
+    if overflow:  # every row's features have a column: no extra features
+        arrays.append(pa.nulls(len(raw), pa.string()))
+    return pa.Table.from_arrays(arrays, schema=arrow_schema(types, overflow))

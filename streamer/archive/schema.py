@@ -5,6 +5,17 @@ stored in ``<archive>/_schema.json``, so every file of the archive has the same 
 ``string`` (sparse / categorical), ``int64``, ``float64`` or ``list<string>`` (multi-valued).
 A later value is converted to that type when it can be (``3`` -> ``3.0``, ``7`` -> ``"7"``)
 and written as null otherwise (counted by the writer).
+
+Column names are **injective** (:func:`column_name`): a feature keeps its name unless that
+name is reserved (a base column, ``dt`` — the Hive partition key readers add — or
+``extra_features``) or starts with ``feature_``; those get a ``feature_`` prefix. So ``click``
+-> ``feature_click``, ``feature_click`` -> ``feature_feature_click``: two features never share
+a column, and every file stays readable by ``pyarrow.dataset``.
+
+At most ``archive.max_columns`` features get a column. Later ones (and names that cannot be
+a column) are folded into the string column ``extra_features``: a JSON object of the row's
+remaining features, null when there are none. It exists once the first row needed it
+(``"overflow": true`` in ``_schema.json``), so the schema and memory stay bounded.
 """
 
 from __future__ import annotations
@@ -37,6 +48,9 @@ BASE_FIELDS = [
     pa.field("conversion_ts", pa.int64()),
 ]
 BASE_NAMES = [f.name for f in BASE_FIELDS]
+OVERFLOW_COLUMN = "extra_features"
+FEATURE_PREFIX = "feature_"
+RESERVED = frozenset([*BASE_NAMES, "dt", OVERFLOW_COLUMN])
 SCHEMA_FILE = "_schema.json"
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
@@ -83,9 +97,30 @@ def coerce(value: Any, kind: str) -> Any:
 
 
 def column_name(feature: str) -> str:
-    """Feature column name; features named like an example column get a ``feature_`` prefix."""
-    name = feature.encode("utf-8", "replace").decode("utf-8")  # no lone surrogates
-    return f"feature_{name}" if name in BASE_NAMES else name
+    """The column of a feature (injective, never a reserved name; see the module docstring)."""
+    if feature in RESERVED or feature.startswith(FEATURE_PREFIX):
+        return FEATURE_PREFIX + feature
+    return feature
+
+
+def feature_of_column(column: str) -> str:
+    """The feature whose column is ``column`` (inverse of :func:`column_name`)."""
+    if column.startswith(FEATURE_PREFIX):
+        inner = column[len(FEATURE_PREFIX) :]
+        if inner in RESERVED or inner.startswith(FEATURE_PREFIX):
+            return inner
+    return column
+
+
+def columnable(feature: str) -> bool:
+    """Whether ``feature`` can name a Parquet column (valid UTF-8, not empty)."""
+    if not feature:
+        return False
+    try:
+        feature.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
 
 
 def check_types(types: Mapping[str, str], where: str) -> dict[str, str]:
@@ -97,33 +132,44 @@ def check_types(types: Mapping[str, str], where: str) -> dict[str, str]:
     return dict(types)
 
 
-def load_types(archive_dir: Path) -> dict[str, str]:
-    """Feature types stored in ``<archive>/_schema.json`` (empty if none yet)."""
+def load_schema(archive_dir: Path) -> tuple[dict[str, str], bool]:
+    """Feature types stored in ``<archive>/_schema.json`` and whether ``extra_features``
+    exists (empty, False if no schema yet)."""
     path = archive_dir / SCHEMA_FILE
     if not path.is_file():
-        return {}
+        return {}, False
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ArchiveSchemaError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(data, dict) or not isinstance(data.get("features"), dict):
         raise ArchiveSchemaError(f"{path}: expected {{'features': {{name: type}}}}")
-    return check_types(data["features"], str(path))
+    return check_types(data["features"], str(path)), bool(data.get("overflow", False))
 
 
-def save_types(archive_dir: Path, types: Mapping[str, str]) -> None:
+def load_types(archive_dir: Path) -> dict[str, str]:
+    """Feature types stored in ``<archive>/_schema.json`` (empty if none yet)."""
+    return load_schema(archive_dir)[0]
+
+
+def save_schema(archive_dir: Path, types: Mapping[str, str], overflow: bool) -> None:
     """Atomically replace ``_schema.json`` (tmp + fsync + rename)."""
     path = archive_dir / SCHEMA_FILE
     tmp = archive_dir / f".{SCHEMA_FILE}.tmp-{os.getpid()}"
+    body: dict[str, Any] = {"features": dict(types)}
+    if overflow:
+        body["overflow"] = True
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"features": dict(types)}, f, indent=2)
+        json.dump(body, f, indent=2)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
-def arrow_schema(types: Mapping[str, str]) -> pa.Schema:
-    """Base columns, then one column per feature in ``types`` order."""
+def arrow_schema(types: Mapping[str, str], overflow: bool = False) -> pa.Schema:
+    """Base columns, one column per feature in ``types`` order, then ``extra_features``."""
     fields = list(BASE_FIELDS)
     fields += [pa.field(column_name(n), FEATURE_TYPES[t]) for n, t in types.items()]
+    if overflow:
+        fields.append(pa.field(OVERFLOW_COLUMN, pa.string()))
     return pa.schema(fields)

@@ -28,9 +28,10 @@ from streamer.archive.schema import (
     arrow_schema,
     check_types,
     coerce,
+    columnable,
     infer_type,
-    load_types,
-    save_types,
+    load_schema,
+    save_schema,
 )
 from streamer.joiner.types import ArchiveChunk
 
@@ -69,15 +70,20 @@ def _fsync_dir(path: Path) -> None:
 
 
 class ArchiveWriter:
-    """Writes sealed chunks; ``feature_types`` fixes feature column types up front."""
+    """Writes sealed chunks; ``feature_types`` fixes feature column types up front;
+    ``max_columns`` bounds the feature columns (``archive.max_columns``, see schema)."""
 
-    def __init__(self, feature_types: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, feature_types: Mapping[str, str] | None = None, max_columns: int = 1024
+    ) -> None:
         self.feature_types = check_types(feature_types or {}, "feature spec")
+        self.max_columns = max_columns
         self.coerced_nulls = 0  # feature values that did not fit their column type
 
-    def _types(self, archive_dir: Path, rows: list[dict[str, Any]]) -> dict[str, str]:
-        """Stored types, extended by the spec and by the first value of new features."""
-        types = load_types(archive_dir)
+    def _types(self, archive_dir: Path, rows: list[dict[str, Any]]) -> tuple[dict[str, str], bool]:
+        """Stored types, extended by the spec and by the first value of new features while
+        fewer than ``max_columns`` exist; whether rows need the ``extra_features`` column."""
+        types, overflow = load_schema(archive_dir)
         changed = False
         for name, kind in self.feature_types.items():
             if name not in types:
@@ -85,13 +91,16 @@ class ArchiveWriter:
                 changed = True
         for row in rows:
             for name, value in row["features"].items():
-                inferred = infer_type(value) if name not in types else None
-                if inferred is not None:
+                if name in types or (inferred := infer_type(value)) is None:
+                    continue
+                if len(types) < self.max_columns and columnable(name):
                     types[name] = inferred
                     changed = True
+                elif not overflow:
+                    overflow = changed = True
         if changed:
-            save_types(archive_dir, types)
-        return types
+            save_schema(archive_dir, types, overflow)
+        return types, overflow
 
     def _feature(self, values: list[Any], kind: str) -> pa.Array:
         """One feature column: Arrow converts the common case; odd values go through coerce."""
@@ -108,14 +117,20 @@ class ArchiveWriter:
         return pa.array(fixed, type=typ)
 
     def _table(
-        self, rows: list[dict[str, Any]], types: dict[str, str], clean: bool = False
+        self,
+        rows: list[dict[str, Any]],
+        types: dict[str, str],
+        overflow: bool,
+        clean: bool = False,
     ) -> pa.Table:
         fix = _clean if clean else (lambda v: v)
         arrays = [pa.array([fix(r[f.name]) for r in rows], type=f.type) for f in BASE_FIELDS]
         feats = [r["features"] for r in rows]
         for name, kind in types.items():
             arrays.append(self._feature([fix(f.get(name)) for f in feats], kind))
-        return pa.Table.from_arrays(arrays, schema=arrow_schema(types))
+        if overflow:
+            arrays.append(pa.array([_extra(f, types) for f in feats], type=pa.string()))
+        return pa.Table.from_arrays(arrays, schema=arrow_schema(types, overflow))
 
     def _chunk_table(self, chunk: ArchiveChunk, root: Path) -> pa.Table:
         """All rows of the chunk: Arrow's JSON reader when it can, dicts otherwise."""
@@ -123,7 +138,7 @@ class ArchiveWriter:
         if raw is not None:
             # New features (a fresh archive) are typed from the first row, so that the first
             # chunk takes the fast path too; rows it does not describe fall back below.
-            table = table_from_json(raw, self._types(root, _first_row(raw)))
+            table = table_from_json(raw, *self._types(root, _first_row(raw)))
             if table is not None:
                 return table
         rows = list(chunk.rows)
@@ -131,11 +146,11 @@ class ArchiveWriter:
             missing = [n for n in (*BASE_NAMES, "features") if n not in r]
             if missing:
                 raise ValueError(f"archive chunk {chunk.name}: row without {missing}")
-        types = self._types(root, rows)
+        types, overflow = self._types(root, rows)
         try:
-            return self._table(rows, types)
+            return self._table(rows, types, overflow)
         except UnicodeEncodeError:  # a lone surrogate (legal as a JSON escape): replace it
-            return self._table(rows, types, clean=True)
+            return self._table(rows, types, overflow, clean=True)
 
     def write(self, chunk: ArchiveChunk, archive_dir: str | Path) -> list[Path]:
         """Write ``chunk`` (idempotent: same names, same rows); return the files, by day."""
@@ -164,6 +179,12 @@ class ArchiveWriter:
             paths.append(path)
         _fsync_dir(root)
         return paths
+
+
+def _extra(features: Mapping[str, Any], types: Mapping[str, str]) -> str | None:
+    """The row's features without a column, as ASCII JSON (None when there are none)."""
+    rest = {k: v for k, v in features.items() if k not in types and v is not None}
+    return json.dumps(rest, separators=(",", ":")) if rest else None
 
 
 def _first_row(raw: Sequence[bytes]) -> list[dict[str, Any]]:

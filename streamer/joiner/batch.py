@@ -66,6 +66,7 @@ class BatchApplier:
         self.pending_cap = pending_cap
         self._kept: dict[str, list[tuple[int, list[OutRow]]]] | None = {}
         self._n_kept = 0
+        self._counted: dict[str, int] = {}  # counter increments of the current call
 
     def run(
         self,
@@ -78,9 +79,10 @@ class BatchApplier:
         """Apply ``records`` (or flush everything); mutates ``data`` (the meta to write)."""
         self._kept = None if flush else {}  # flush_all: may close everything, keep nothing
         self._n_kept = 0
+        self._counted = {}
         offsets, max_ts, counts = data["offsets"], data["max_ts"], data["counts"]
         wm0 = watermark_of(max_ts, self.rules.lateness)
-        out = Collector()
+        out = Collector(self.rules.max_bytes)
         todo: list[SourceRecord] = []
         skipped = 0
         for r in records:
@@ -130,7 +132,7 @@ class BatchApplier:
         return ProcessResult(
             partition=p, applied=len(todo), skipped=skipped, examples=staged[0],
             dlq=staged[1], archived=staged[2], watermark=watermark_of(max_ts, self.rules.lateness),
-            next_offsets=dict(offsets), staged=self._kept,
+            next_offsets=dict(offsets), staged=self._kept, counters=self._counted,
         )  # fmt: skip
 
     def _write(
@@ -209,7 +211,9 @@ class BatchApplier:
             txn.stage(sink, first, rows)
             self._keep(sink, first, rows)
             counts[f"outbox.{sink}"] = counts.get(f"outbox.{sink}", 0) + len(rows)
+        counted = self._counted
         for name, n in out.counters.items():
             counters[name] = counters.get(name, 0) + n
+            counted[name] = counted.get(name, 0) + n
         out.counters.clear()
         return [len(staged[s][1]) if s in staged else 0 for s in SINKS]

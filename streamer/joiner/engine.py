@@ -6,10 +6,18 @@ outputs staged in the outbox and the next offsets written in the same commit. Ev
 partition checks its epoch: after another owner's ``claim`` it raises :class:`Fenced` and the
 engine forgets the partition. Memory per call is bounded by the batch plus a chunk of due
 entries; with the SQL store the pending state lives in the database, not in the process.
+
+A transaction that fails on a transient database error (a lost connection, a timeout:
+``StateStore.transient``) is retried ``retries`` times with exponential backoff from
+``backoff_s`` — safe, because nothing of it was committed and records below the stored
+offsets are skipped. Any other database error, or the last failure, becomes a
+:class:`StoreError` with a one-line cause (never the SQL statement and its parameters).
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -27,19 +35,23 @@ from streamer.joiner.types import (
     SinkName,
     SourceRecord,
 )
-from streamer.store.base import ChunkRef, Fenced, StateStore, StoreTxn
+from streamer.store.base import ChunkRef, Fenced, StateStore, StoreError, StoreTxn
 
 __all__ = ["ArchiveChunk", "EngineStats", "Fenced", "JoinEngine", "Output", "ProcessResult",
            "SourceRecord"]  # fmt: skip
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class JoinEngine:
     """Per-partition event joins over a :class:`StateStore`; see the module docstring.
 
     ``max_pending`` is split evenly over ``topics.partitions`` (a process owning every
-    partition stays under it); ``max_chunk_rows`` bounds the rows of one sealed archive chunk.
+    partition stays under it); ``max_chunk_rows`` bounds the rows of one sealed archive chunk;
+    ``max_message_bytes`` (``kafka.max_message_bytes``) bounds every example and DLQ record:
+    an impression whose examples would be larger is dead-lettered (``oversize``), a DLQ copy
+    of a larger message is truncated (:func:`streamer.dlq.dlq_payload`).
     """
 
     def __init__(
@@ -49,6 +61,10 @@ class JoinEngine:
         topics: TopicsConfig,
         owner: str,
         max_chunk_rows: int = 50_000,
+        max_message_bytes: int = 1_000_000,
+        retries: int = 0,
+        backoff_s: float = 0.5,
+        on_retry: Callable[[], None] | None = None,
     ) -> None:
         if max_chunk_rows < 1:
             raise ValueError("max_chunk_rows must be >= 1")
@@ -56,17 +72,46 @@ class JoinEngine:
         self.cfg = joiner
         self.topics = topics
         self.owner = owner
-        self.rules = Rules(joiner)
+        self.rules = Rules(joiner, max_message_bytes)
         self.max_chunk_rows = max_chunk_rows
         self.pending_cap = max(1, joiner.max_pending // topics.partitions)
         self._batch = BatchApplier(self.rules, self.pending_cap)
         self._epochs: dict[int, int] = {}
         self._meta: dict[int, tuple[int, dict[str, Any]]] = {}
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self._on_retry = on_retry
+
+    def _retrying(self, what: str, fn: Callable[[], T]) -> T:
+        """``fn()``, retried on transient store errors; store errors become StoreError."""
+        start, delay = time.monotonic(), self.backoff_s
+        for attempt in range(self.retries + 1):
+            try:
+                return fn()
+            except (Fenced, StoreError):
+                raise
+            except Exception as exc:
+                cause = self.store.describe(exc)
+                if cause is None:
+                    raise  # not a database error: a bug, let it show
+                if attempt < self.retries and self.store.transient(exc):
+                    log.warning("state store: %s failed (%s); retry %d of %d in %.1fs",
+                                what, cause, attempt + 1, self.retries, delay)  # fmt: skip
+                    if self._on_retry is not None:
+                        self._on_retry()
+                    time.sleep(delay)
+                    delay *= 2
+                    continue
+                tried = f" (gave up after {attempt + 1} attempts in " \
+                    f"{time.monotonic() - start:.1f}s)" if attempt else ""  # fmt: skip
+                raise StoreError(f"{what}: {cause}{tried}") from exc
+        raise AssertionError("unreachable")
 
     # -- ownership ---------------------------------------------------------------------------
     def claim(self, partition: int) -> dict[str, int]:
         """Bump ``partition``'s epoch (fencing older owners); return its stored next offsets."""
-        meta = self.store.claim(partition, self.owner)
+        meta = self._retrying(f"claim of partition {partition}",
+                              lambda: self.store.claim(partition, self.owner))  # fmt: skip
         self._epochs[partition] = meta.epoch
         data = norm_meta(meta.data)
         self._meta[partition] = (meta.epoch, data)
@@ -92,12 +137,17 @@ class JoinEngine:
         epoch = self._epochs.get(partition)
         if epoch is None:
             raise Fenced(f"partition {partition} is not claimed by {self.owner!r}")
-        try:
+
+        def attempt() -> tuple[T, dict[str, Any]]:
             with self.store.transaction(partition, epoch, durable) as txn:
                 data = norm_meta(txn.read_meta().data)
                 result = fn(txn, data)
                 if not readonly:
                     txn.write_meta(data)
+            return result, data
+
+        try:
+            result, data = self._retrying(f"transaction of partition {partition}", attempt)
         except Fenced:
             self.release(partition)
             raise

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from streamer.dlq import dlq_payload, make_headers
 from streamer.joiner.state import Pending, Source
 from streamer.store.base import SINKS, OutRow, Sink
 
@@ -85,6 +86,7 @@ def example(
 class Collector:
     """Outputs and counter increments produced by one transaction (seq assigned at staging)."""
 
+    max_bytes: int = 1_000_000  # kafka.max_message_bytes: DLQ copies above it are truncated
     items: dict[str, list[OutRow]] = field(default_factory=lambda: {s: [] for s in SINKS})
     counters: dict[str, int] = field(default_factory=dict)
 
@@ -107,14 +109,9 @@ class Collector:
 
     def dlq(self, src: Source, reason: str, detail: str = "") -> None:
         """Dead-letter the original message with its reason (design doc "Outputs")."""
-        headers = [
-            ("reason", reason.encode()),
-            ("detail", detail.encode()),
-            ("source_topic", src.topic.encode()),
-            ("source_partition", str(src.partition).encode()),
-            ("source_offset", str(src.offset).encode()),
-        ]
-        self.items["dlq"].append((src.key or b"", src.value, headers))
+        headers = make_headers(reason, detail, src.topic, src.partition, src.offset)
+        key, value, extra = dlq_payload(src.key or b"", src.value, self.max_bytes)
+        self.items["dlq"].append((key, value, headers + extra))
         self.count(f"dlq.{reason}")
 
     def drain(self, seqs: dict[str, int]) -> dict[Sink, tuple[int, list[OutRow]]]:

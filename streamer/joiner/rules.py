@@ -26,12 +26,22 @@ from streamer.joiner.policies import Policy
 from streamer.joiner.state import HeldLabel, Orphan, Pending, Source, State, Tombstone
 
 MAX_HELD = 16  # distinct labels held per impression id; more are dead-lettered
+# An example's JSON beyond its features: at most 12 bytes per id character (ASCII escapes of
+# astral characters) plus the fixed fields; the key repeats the id (4 bytes per character).
+_ID_BYTES, _KEY_BYTES, _FIXED_BYTES = 12, 4, 512
+
+
+def example_bound(iid: str, imp: Impression, features: str) -> int:
+    """An upper bound of the bytes of any example (key + value) of this impression."""
+    ids = len(iid) + len(imp.user_id) + len(imp.item_id)
+    return len(features) + _ID_BYTES * ids + _KEY_BYTES * len(iid) + _FIXED_BYTES
 
 
 class Rules:
     """Join rules with windows in milliseconds and the configured label policy."""
 
-    def __init__(self, cfg: JoinerConfig) -> None:
+    def __init__(self, cfg: JoinerConfig, max_bytes: int = 1_000_000) -> None:
+        self.max_bytes = max_bytes  # kafka.max_message_bytes: no example may be larger
         self.cw = cfg.click_window_s * 1000
         self.aw = cfg.attribution_window_s * 1000
         self.lateness = cfg.allowed_lateness_s * 1000
@@ -67,7 +77,13 @@ class Rules:
         if wm is not None and imp.ts + self.horizon < wm:
             out.dlq(src, "late_impression", f"ts {imp.ts} is past the dedup horizon (wm {wm})")
             return st
-        p = Pending(imp.ts, imp.user_id, imp.item_id, features_json(imp.features))
+        features = features_json(imp.features)
+        if (size := example_bound(iid, imp, features)) > self.max_bytes:
+            # ASCII JSON escapes non-ASCII text (up to 6x): such an example would not fit
+            detail = f"its examples would take up to {size} bytes > {self.max_bytes}"
+            out.dlq(src, "oversize", detail)
+            return st
+        p = Pending(imp.ts, imp.user_id, imp.item_id, features)
         self.policy.on_arrival(iid, p, out)
         new: State = p
         if isinstance(st, Orphan):

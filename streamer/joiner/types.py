@@ -45,6 +45,8 @@ class ProcessResult:
     staged: dict[str, list[tuple[int, list[OutRow]]]] | None = field(
         default=None, compare=False, repr=False
     )
+    # counter increments of this transaction (``EngineStats`` counter names), for metrics
+    counters: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
 
 class JsonRows(Sequence[dict[str, Any]]):

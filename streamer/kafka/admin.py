@@ -1,7 +1,10 @@
 """Create the streamer's topics when missing (the broker runs with auto-create off).
 
 The three input topics must be co-partitioned (same partition count) because partition ``p``
-of each forms one join partition; :func:`ensure_topics` refuses to start otherwise.
+of each forms one join partition; :func:`ensure_topics` refuses to start otherwise. Topics it
+creates take records up to ``kafka.max_message_bytes`` plus 64 KiB for keys and headers (and
+never less than the broker's default), so the examples and DLQ topics can always hold what
+the joiner produces from inputs it accepted.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from kafka.errors import TopicAlreadyExistsError
 from lt4rec.config import KafkaConfig, TopicsConfig
 
 log = logging.getLogger(__name__)
+BROKER_DEFAULT_MAX_BYTES = 1_048_588  # Kafka's message.max.bytes default
 
 
 class TopicLayoutError(RuntimeError):
@@ -52,10 +56,12 @@ def ensure_topics(kafka: KafkaConfig, topics: TopicsConfig, timeout_ms: int = 30
         counts = partition_counts(admin, names)
         missing = [n for n in names if n not in counts]
         if missing:
+            limit = str(max(BROKER_DEFAULT_MAX_BYTES, kafka.max_message_bytes + 65_536))
             spec = {
-                n: {"num_partitions": topics.partitions, "replication_factor": topics.replication}
+                n: {"num_partitions": topics.partitions, "replication_factor": topics.replication,
+                    "configs": {"max.message.bytes": limit}}
                 for n in missing
-            }
+            }  # fmt: skip
             for name, options in spec.items():
                 try:
                     admin.create_topics({name: options}, timeout_ms=timeout_ms)

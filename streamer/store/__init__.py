@@ -21,11 +21,13 @@ from streamer.store.base import (
 from streamer.store.memory import MemoryStore
 
 
-def make_store(url: str) -> StateStore:
+def make_store(
+    url: str, connect_timeout_s: float = 10.0, statement_timeout_s: float = 60.0
+) -> StateStore:
     """``memory://`` -> :class:`MemoryStore`; any SQLAlchemy URL -> :class:`SqlStore`.
 
     A SQLite file's parent directory is created if missing; a URL that cannot be opened
-    raises :class:`StoreError` naming it (password hidden).
+    raises :class:`StoreError` naming it (password hidden). Timeouts: see :class:`SqlStore`.
     """
     if url == "memory://" or url.startswith("memory:"):
         return MemoryStore()
@@ -33,7 +35,7 @@ def make_store(url: str) -> StateStore:
         raise StoreError(f"store url {url!r} is neither 'memory://' nor a SQLAlchemy URL")
     from streamer.store.sql import SqlStore
 
-    return SqlStore(url)
+    return SqlStore(url, connect_timeout_s, statement_timeout_s)
 
 
 __all__ = [

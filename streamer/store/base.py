@@ -173,6 +173,15 @@ class StateStore(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections (the store stays valid on disk)."""
 
+    def describe(self, exc: BaseException) -> str | None:
+        """A one-line cause when ``exc`` is an error of this store's database, else None."""
+        return None
+
+    def transient(self, exc: BaseException) -> bool:
+        """Whether ``exc`` (a database error) may pass when the transaction is retried: a lost
+        or timed-out connection, a lock wait; not a read-only database or a schema error."""
+        return False
+
 
 def iter_chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     """Consecutive slices of at most ``size`` items (bounded SQL parameter lists)."""

@@ -14,6 +14,7 @@ write lock up front so concurrent processes queue (busy timeout) instead of fail
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +29,19 @@ from streamer.store.sql_txn import SqlTxn
 
 _DDL_LOCK = 0x4C54_3452  # PostgreSQL advisory lock key held while creating the tables
 M = meta_table.c
+_PERMANENT = ("readonly", "read-only", "read only", "no such table", "permission denied",
+              "does not exist", "authentication failed")  # fmt: skip
+
+
+def db_error(exc: BaseException) -> str:
+    """One line naming a database error's real cause: the driver's message, without the
+    SQL statement and parameters SQLAlchemy appends (kilobytes for a bulk insert)."""
+    orig = getattr(exc, "orig", None)
+    cause = orig if isinstance(orig, BaseException) else exc
+    text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    if isinstance(exc, sa.exc.StatementError) and text.startswith("("):
+        text = text.split(") ", 1)[-1]  # "(sqlite3.OperationalError) x" -> "x"
+    return f"{type(cause).__name__}: {text[:300]}"
 
 
 def _raw(conn: Connection) -> Any:
@@ -37,14 +51,14 @@ def _raw(conn: Connection) -> Any:
     return raw
 
 
-def _install_sqlite_hooks(engine: sa.Engine) -> None:
+def _install_sqlite_hooks(engine: sa.Engine, busy_ms: int) -> None:
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _rec: Any) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN IMMEDIATE ourselves
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={busy_ms}")
         cur.execute("PRAGMA wal_autocheckpoint=8192")  # fewer checkpoint fsyncs (32 MiB WAL)
         cur.execute("PRAGMA cache_size=-16384")  # 16 MiB page cache: random-id B-tree pages
         cur.close()
@@ -55,9 +69,18 @@ def _install_sqlite_hooks(engine: sa.Engine) -> None:
 
 
 class SqlStore(StateStore):
-    """State in a SQL database; the tables are created when missing."""
+    """State in a SQL database; the tables are created when missing.
 
-    def __init__(self, url: str) -> None:
+    ``connect_timeout_s`` bounds a PostgreSQL connection attempt (an endpoint that accepts
+    TCP but never answers fails instead of hanging); ``statement_timeout_s`` is PostgreSQL's
+    ``statement_timeout`` and SQLite's busy timeout. TCP keepalives and ``tcp_user_timeout``
+    detect a PostgreSQL host that went away mid-statement. Pooled connections are pinged
+    before use, so a restarted server costs one retried transaction, not a failure.
+    """
+
+    def __init__(
+        self, url: str, connect_timeout_s: float = 10.0, statement_timeout_s: float = 60.0
+    ) -> None:
         try:
             parsed = sa.engine.make_url(url)
         except sa.exc.ArgumentError as exc:
@@ -74,16 +97,26 @@ class SqlStore(StateStore):
         self._insert = dialect_insert
         if self._sqlite and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        timeout_ms = int(statement_timeout_s * 1000)
+        args: dict[str, Any] = {}
+        if not self._sqlite:
+            args = {"connect_timeout": max(1, math.ceil(connect_timeout_s)), "keepalives": 1,
+                    "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+                    "tcp_user_timeout": int(connect_timeout_s * 1000) + timeout_ms}  # fmt: skip
+            if "options" not in parsed.query:
+                args["options"] = f"-c statement_timeout={timeout_ms}"
         try:
-            self.engine = sa.create_engine(parsed, future=True)
+            self.engine = sa.create_engine(
+                parsed, future=True, pool_pre_ping=True, connect_args=args
+            )
             if self._sqlite:
-                _install_sqlite_hooks(self.engine)
+                _install_sqlite_hooks(self.engine, timeout_ms)
             with self.engine.begin() as conn:  # serialise concurrent first starts
                 if not self._sqlite:  # (SQLite: BEGIN IMMEDIATE already does)
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _DDL_LOCK})
                 metadata.create_all(conn)
         except (sa.exc.SQLAlchemyError, ImportError) as exc:
-            raise StoreError(f"cannot open the state store {self.url}: {exc}") from exc
+            raise StoreError(f"cannot open the state store {self.url}: {db_error(exc)}") from exc
 
     def claim(self, partition: int, owner: str) -> Meta:
         with self.engine.begin() as conn:
@@ -132,3 +165,14 @@ class SqlStore(StateStore):
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def describe(self, exc: BaseException) -> str | None:
+        return db_error(exc) if isinstance(exc, sa.exc.SQLAlchemyError) else None
+
+    def transient(self, exc: BaseException) -> bool:
+        if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+            return True
+        kinds = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+        if not isinstance(exc, kinds):
+            return False
+        return not any(word in db_error(exc).lower() for word in _PERMANENT)

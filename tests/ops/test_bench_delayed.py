@@ -4,13 +4,9 @@ ES-DFM heads' labels (computed from the archive) say they deliver."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from collections import Counter
-from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -23,25 +19,14 @@ from lt4rec.train.delayed import StreamMeta
 from lt4rec.train.feedback_rows import DUP, FIRST, target_rows
 from lt4rec.train.heads_fit import delay_times, head_labels
 from streamer.archive.writer import read_archive
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load(name: str) -> ModuleType:
-    sys.path.insert(0, str(REPO / "ops" / "bench"))
-    spec = importlib.util.spec_from_file_location(name, REPO / "ops" / "bench" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.ops.benchkit import load_bench
 
 
 @pytest.fixture(scope="module")
 def joined(tmp_path_factory):
     work = tmp_path_factory.mktemp("delayed")
     simulate(SimConfig(impressions=3000, days=2, seed=4, users=300, items=200), work / "sim")
-    streams = _load("delayed_streams").join_streams(
+    streams = load_bench("delayed_streams").join_streams(
         work / "sim", JoinerConfig(), ("es_dfm", "fnw"), work / "archive"
     )
     return streams, read_archive(work / "archive")
@@ -79,7 +64,7 @@ def test_streams_deliver_what_roles_and_head_labels_say(joined, target):
 
 def test_benchmark_smoke(tmp_path, capsys):
     torch.set_num_threads(1)
-    bench = _load("delayed_feedback")
+    bench = load_bench("delayed_feedback")
     out = tmp_path / "bench"
     args = ["--impressions", "4000", "--days", "3", "--pretrain-days", "2", "--seeds", "0",
             "--set", "data.hash_buckets=1009", "--set", "prune.rounds=1", "--set",

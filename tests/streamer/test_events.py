@@ -120,15 +120,20 @@ def test_arbitrary_bytes_never_crash(raw: bytes, kind) -> None:
         assert exc.reason in REASONS
 
 
+IDS = st.text(st.characters(blacklist_characters="\x00"), min_size=1, max_size=20)
+NOT_PRINTABLE = ["Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"]
+NAMES = st.text(st.characters(blacklist_categories=NOT_PRINTABLE), min_size=1, max_size=6)
+
+
 @given(
-    st.text(min_size=1, max_size=20),
+    IDS,
     st.integers(MIN_TS_MS, MAX_TS_MS - 1),
-    st.one_of(st.integers(0, 10**9), st.text(min_size=1, max_size=8)),
+    st.one_of(st.integers(0, 10**9), IDS),
     st.dictionaries(
-        st.text(max_size=6),
+        NAMES,
         st.one_of(
             st.text(max_size=5),
-            st.integers(),
+            st.integers(-(2**63), 2**63 - 1),
             st.floats(allow_nan=False, allow_infinity=False),
             st.lists(st.text(max_size=4), max_size=3),
         ),

@@ -23,12 +23,7 @@ SCHEMA = random_schema()
 S = 1000  # ms
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_head_labels_hand_computed():

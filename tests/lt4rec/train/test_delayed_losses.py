@@ -27,13 +27,7 @@ SMALL = FeedbackConfig(heads_embedding_dim=4, heads_hidden=(8,))
 F, R, D = KIND_CODES["final"], KIND_CODES["fresh"], KIND_CODES["delayed_positive"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread is several times faster on the shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class BiasModel(MultiTaskModel):

@@ -124,3 +124,22 @@ def test_zero_weight_rows_do_not_move_the_model(model_and_batch):
     train_step(model, batch, make_optimizer(model, 0.01), weights=zeros)
     for n, v in model.state_dict().items():
         assert torch.equal(v, before[n]), n
+
+
+@pytest.mark.parametrize("name", ["sparse_sharing", "shared_bottom"])
+@pytest.mark.parametrize("cvr_loss", ["clicked", "entire_space"])
+def test_logits_out_are_the_scores_before_the_update(model_and_batch, name, cvr_loss):
+    model, batch = model_and_batch(name)
+    model.eval()
+    with torch.no_grad():
+        before = model(batch)
+    out: dict[str, torch.Tensor] = {}
+    train_step(model, batch, make_optimizer(model, 0.01), cvr_loss=cvr_loss, logits_out=out)
+    clicked = batch.click > 0
+    torch.testing.assert_close(out["ctr"], before["ctr"], rtol=1e-5, atol=1e-6)
+    want_cvr = before["cvr"] if cvr_loss == "entire_space" else before["cvr"][clicked]
+    torch.testing.assert_close(out["cvr"], want_cvr, rtol=1e-5, atol=1e-6)
+    assert not out["ctr"].requires_grad
+    with torch.no_grad():
+        after = model(batch)
+    assert not torch.allclose(after["ctr"], before["ctr"])  # the step did update the model

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ import pandas as pd
 import tomli_w
 
 from lt4rec.config import AppConfig, JoinerConfig, SimConfig, load_app_config, to_dict
-from streamer.replay import read_table
+from streamer.replay import ReplayEvents, read_table
 
 SIM = SimConfig(impressions=5000, days=1, users=400, items=150, seed=11)
 PARTITIONS = 4
@@ -90,6 +91,11 @@ def write_env(base: Path, data: dict) -> StreamEnv:
     return StreamEnv(load_app_config(path), path)
 
 
+def segment(events: ReplayEvents, a: int, b: int) -> ReplayEvents:
+    """Events ``a .. b - 1`` of a replay (to produce a stream in parts)."""
+    return ReplayEvents(events.ts[a:b], events.kind[a:b], events.keys[a:b], events.values[a:b])
+
+
 def run_inprocess(env: StreamEnv, idle_s: float = 3.0):
     """Run a joiner in this process until idle, with --flush-at-end semantics."""
     from streamer.daemon import DaemonOptions, JoinerDaemon
@@ -111,9 +117,59 @@ def spawn_joiner(env: StreamEnv, idle_s: float, log: Path) -> subprocess.Popen:
         str(idle_s),
         "--flush-at-end",
         "--log-level",
-        "warning",
+        os.environ.get("LT4REC_TEST_JOINER_LOG", "warning"),
     ]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log.open("ab"))
+
+
+class PeakRss:
+    """Peak resident memory of child processes, sampled with psutil (and the kernel's own
+    high-water mark, VmHWM, while the process lives)."""
+
+    def __init__(self, interval_s: float = 0.05) -> None:
+        import threading
+
+        self.peak: dict[int, int] = {}
+        self._procs: list[subprocess.Popen] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval_s,), daemon=True)
+        self._thread.start()
+
+    def watch(self, proc: subprocess.Popen) -> subprocess.Popen:
+        self._procs.append(proc)
+        return proc
+
+    def _sample(self, pid: int) -> int:
+        import psutil
+
+        rss = psutil.Process(pid).memory_info().rss
+        with open(f"/proc/{pid}/status") as f:
+            hwm = next((int(x.split()[1]) * 1024 for x in f if x.startswith("VmHWM:")), 0)
+        return max(rss, hwm)
+
+    def _run(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            for p in list(self._procs):
+                try:
+                    self.peak[p.pid] = max(self.peak.get(p.pid, 0), self._sample(p.pid))
+                except Exception:  # exited meanwhile (psutil.NoSuchProcess, ZombieProcess)
+                    continue
+
+    def stop(self) -> dict[int, int]:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        return self.peak
+
+
+def produce(bootstrap: str, stream: list[tuple[str, bytes | None, bytes | None]]) -> None:
+    """Send ``(topic, key, value)`` messages in order (up to 2 MB each: hostile sizes too)."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_request_size=2_000_000)
+    for topic, key, value in stream:
+        producer.send(topic, value=value, key=key)
+    producer.flush()
+    producer.close()
 
 
 def read_topic(bootstrap: str, topic: str, idle_ms: int = 2000) -> list:

@@ -1,8 +1,10 @@
 """The daemon's commit order, rebalance hooks and fencing, driven step by step.
 
 A fake consumer stands in for Kafka's group consumer (assignment, seek, pause are observed);
-the producer sink talks to the real broker. State: the in-memory store, shared with a second
-engine that plays "another owner" to fence the daemon.
+the rebalance callbacks go through the real listener (which only records and pauses) and the
+daemon applies them as its polling thread does after each poll. The producer sink talks to
+the real broker. State: the in-memory store, shared with a second engine that plays
+"another owner" to fence the daemon.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from streamer.daemon import DaemonOptions, JoinerDaemon
 from streamer.dlq import read_dlq
 from streamer.joiner import JoinEngine
 from streamer.kafka.admin import ensure_topics
+from streamer.kafka.consumer import JoinRebalanceListener
 
 pytestmark = pytest.mark.kafka
 TS = 1_793_491_200_000
@@ -62,11 +65,23 @@ def _tps(d: JoinerDaemon, p: int) -> list[TopicPartition]:
     return [TopicPartition(t, p) for t in d.kinds]
 
 
+def _assign(d: JoinerDaemon, tps: set[TopicPartition]) -> None:
+    """The IO thread's callback (record + pause), then the polling thread's work."""
+    JoinRebalanceListener(d.rebalances, d.consumer).on_partitions_assigned(tps)
+    d.parts.apply(d.rebalances.take())
+
+
+def _revoke(d: JoinerDaemon, tps: set[TopicPartition]) -> None:
+    JoinRebalanceListener(d.rebalances, d.consumer).on_partitions_revoked(tps)
+    assert d.owned, "the callback only records: nothing is released before the poll returns"
+    d.parts.apply(d.rebalances.take())
+
+
 def test_state_then_sinks_then_offsets_with_fencing(daemon):
     d = daemon
     t = d.cfg.topics
     # p0 complete, p1 lacks its conversions topic-partition: paused, not claimed
-    d.on_assigned({*_tps(d, 0), TopicPartition(t.impressions, 1), TopicPartition(t.clicks, 1)})
+    _assign(d, {*_tps(d, 0), TopicPartition(t.impressions, 1), TopicPartition(t.clicks, 1)})
     assert d.owned == [0]
     assert d.consumer.seeks == dict.fromkeys(_tps(d, 0), 0)  # nothing stored: beginning
     assert d.consumer.paused == {TopicPartition(t.impressions, 1), TopicPartition(t.clicks, 1)}
@@ -96,7 +111,7 @@ def test_state_then_sinks_then_offsets_with_fencing(daemon):
     assert d.owned == [] and set(_tps(d, 0)) <= d.consumer.paused
 
     # reassigned later: claim again (fencing the other), resume, seek to the stored offsets
-    d.on_assigned(set(_tps(d, 0)))
+    _assign(d, set(_tps(d, 0)))
     assert d.owned == [0] and not set(_tps(d, 0)) & d.consumer.paused
     assert d.consumer.seeks[imp] == 2 and d.consumer.seeks[clk] == 1
     assert d.consumer.seeks[TopicPartition(t.conversions, 0)] == 0
@@ -105,11 +120,11 @@ def test_state_then_sinks_then_offsets_with_fencing(daemon):
 def test_revocation_seals_the_archive_and_releases(daemon, tmp_path):
     d = daemon
     t = d.cfg.topics
-    d.on_assigned(set(_tps(d, 0)))
+    _assign(d, set(_tps(d, 0)))
     imp = TopicPartition(t.impressions, 0)
     d._process({imp: [_rec(i, f"i{i}", _imp(f"i{i}", TS + i)) for i in range(3)]})
     d.engine.flush_all(0)  # close the three windows: three archive rows staged
-    d.on_revoked({0, 3})  # 3 was never ours: ignored
+    _revoke(d, {*_tps(d, 0), TopicPartition(t.impressions, 3)})  # 3 was never ours: ignored
     assert d.owned == [] and d.summary.archive_rows == 3
     assert d.summary.examples == 3  # final examples produced before the release
     files = sorted(p.name for p in d.delivery.archive_dir.rglob("*.parquet"))

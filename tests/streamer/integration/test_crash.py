@@ -14,7 +14,7 @@ import pytest
 from kafka import KafkaAdminClient
 
 from streamer.kafka.admin import ensure_topics
-from streamer.replay import ReplayEvents, replay
+from streamer.replay import replay
 from tests.streamer.integration.streamer_it_support import (
     LABEL_COLS,
     archive_frame,
@@ -23,6 +23,7 @@ from tests.streamer.integration.streamer_it_support import (
     group_size,
     read_topic,
     run_inprocess,
+    segment,
     spawn_joiner,
     wait_progress,
 )
@@ -37,10 +38,6 @@ def _same_archive(env, ref, sim_dir) -> None:
     pd.testing.assert_frame_equal(
         got[LABEL_COLS], expected_labels(sim_dir, env.cfg.joiner), check_dtype=False
     )
-
-
-def _segment(events: ReplayEvents, a: int, b: int) -> ReplayEvents:
-    return ReplayEvents(events.ts[a:b], events.kind[a:b], events.keys[a:b], events.values[a:b])
 
 
 def test_kill_9_during_a_replay_and_restart_gives_the_uninterrupted_archive(
@@ -64,7 +61,7 @@ def test_kill_9_during_a_replay_and_restart_gives_the_uninterrupted_archive(
     at_kill = []
     try:
         for k in range(5):
-            replay(_segment(sim_events, bounds[k], bounds[k + 1]), env.cfg.kafka, env.cfg.topics)
+            replay(segment(sim_events, bounds[k], bounds[k + 1]), env.cfg.kafka, env.cfg.topics)
             # long idle limit: a killed incarnation must never exit (and flush) by itself
             proc = spawn_joiner(env, idle_s=60.0, log=log)
             children.append(proc)
@@ -78,7 +75,7 @@ def test_kill_9_during_a_replay_and_restart_gives_the_uninterrupted_archive(
     finally:
         admin.close()
     assert len(at_kill) == 5 and all(a < total for a in at_kill), (at_kill, total)
-    replay(_segment(sim_events, bounds[5], bounds[6]), env.cfg.kafka, env.cfg.topics)
+    replay(segment(sim_events, bounds[5], bounds[6]), env.cfg.kafka, env.cfg.topics)
     final = spawn_joiner(env, idle_s=4.0, log=log)
     children.append(final)
     assert final.wait(timeout=180) == 0, log.read_text()[-3000:]
@@ -99,7 +96,7 @@ def test_two_joiners_one_killed_the_other_takes_over(
     ensure_topics(env.cfg.kafka, env.cfg.topics)
     ref = env.variant("ref")
     half = len(sim_events) // 2
-    replay(_segment(sim_events, 0, half), env.cfg.kafka, env.cfg.topics)
+    replay(segment(sim_events, 0, half), env.cfg.kafka, env.cfg.topics)
 
     log = tmp_path / "joiners.log"
     admin = KafkaAdminClient(bootstrap_servers=env.cfg.kafka.bootstrap)
@@ -118,7 +115,7 @@ def test_two_joiners_one_killed_the_other_takes_over(
         assert a.poll() is None, "joiner A exited before it could be killed"
         a.kill()
         a.wait(timeout=10)
-        replay(_segment(sim_events, half, len(sim_events)), env.cfg.kafka, env.cfg.topics)
+        replay(segment(sim_events, half, len(sim_events)), env.cfg.kafka, env.cfg.topics)
         assert b.wait(timeout=180) == 0, log.read_text()[-3000:]
         assert group_size(admin, group) == 0
     finally:

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 
 import pandas as pd
@@ -147,3 +148,42 @@ def test_metrics_port_in_use_is_a_clear_error(stream_env):
                            text=True, timeout=120)  # fmt: skip
     assert r.returncode == 1 and "Address already in use" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def _one_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    assert "Traceback" not in stderr and "[SQL" not in stderr
+    return lines[0]
+
+
+@pytest.mark.kafka
+def test_a_read_only_store_is_named_as_the_cause_not_kafka(stream_env, tmp_path):
+    from streamer.store import make_store
+
+    env = stream_env()
+    make_store(env.cfg.store.url).close()  # tables exist: the store opens, writes fail
+    ro = f"sqlite:///file:{env.cfg.store.url.removeprefix('sqlite:///')}?mode=ro&uri=true"
+    r = subprocess.run([*LT4REC, "streamer", "--config", str(env.path), "--set",
+                        f"store.url={ro!r}", "--exit-when-idle", "5"],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    line = _one_line(r.stderr)
+    assert r.returncode == 1
+    assert "state store" in line and "attempt to write a readonly database" in line
+    assert "Kafka" not in line and "broker" not in line
+
+
+@pytest.mark.postgres
+def test_a_database_that_never_answers_fails_fast_with_one_line():
+    from tests.streamer.store.tcp_proxy import silent_server
+
+    with silent_server() as port:
+        t0 = time.monotonic()
+        r = subprocess.run([*LT4REC, "streamer", "--set",
+                            f"store.url=postgresql+psycopg://u:s3cret@127.0.0.1:{port}/db",
+                            "--set", "store.connect_timeout_s=2"],
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+        took = time.monotonic() - t0
+    line = _one_line(r.stderr)
+    assert r.returncode == 2 and took < 30, (r.returncode, took)
+    assert "state store" in line and "timeout" in line and "s3cret" not in line

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from collections import Counter
 
 import pandas as pd
 import pytest
-from kafka import KafkaProducer
 
 from streamer.dlq import read_dlq
 from streamer.kafka.admin import ensure_topics
@@ -16,6 +16,7 @@ from tests.streamer.integration.streamer_it_support import (
     LABEL_COLS,
     archive_frame,
     expected_labels,
+    produce,
     run_inprocess,
 )
 
@@ -96,13 +97,7 @@ def test_duplicates_and_malformed_events(stream_env, sim_dir, sim_events):
     for t, k, v, _ in bad:
         extra[rng.randrange(len(stream) + 1)].append((t, k, v))
     stream = [x for i, e in enumerate([*stream, None]) for x in ([e] if e else []) + extra[i]]
-    producer = KafkaProducer(
-        bootstrap_servers=cfg.kafka.bootstrap, linger_ms=20, max_request_size=2_000_000
-    )
-    for topic, key, value in stream:
-        producer.send(topic, value=value, key=key)
-    producer.flush()
-    producer.close()
+    produce(cfg.kafka.bootstrap, stream)
 
     run_inprocess(env)
 
@@ -118,12 +113,18 @@ def test_duplicates_and_malformed_events(stream_env, sim_dir, sim_events):
         for k, key in zip(sim_events.kind.tolist(), sim_events.keys, strict=True)
         if k == 2 and key.decode() in unclicked
     )
-    # the DLQ keeps the original bytes, key and source topic of each malformed message
-    injected = Counter((t, k, v) for t, k, v, _ in bad)
+    # the DLQ keeps the original bytes (a digest and a prefix above max_message_bytes), key
+    # and source topic of each malformed message
+    injected = Counter((t, k, hashlib.sha256(v).hexdigest()) for t, k, v, _ in bad)
     got_bad = Counter(
-        (d.source_topic, d.key, d.value) for d in dlq if d.reason != "orphan_conversion"
+        (d.source_topic, d.key, d.original_digest()) for d in dlq if d.reason != "orphan_conversion"
     )
     assert got_bad == injected
+    big = {v for *_, v, r in bad if r == "oversize"}
+    cut = [d for d in dlq if d.truncated]
+    assert len(cut) == 2 and all(d.reason == "oversize" for d in cut)
+    assert all(d.original_bytes == len(v) and v.startswith(d.value) for d in cut for v in big)
+    assert all(len(d.value) <= cfg.kafka.max_message_bytes // 2 for d in cut)
     assert all(
         d.source_partition in range(cfg.topics.partitions) and d.source_offset >= 0 for d in dlq
     )

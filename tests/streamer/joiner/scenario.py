@@ -102,6 +102,9 @@ class CrashAtCommit:
     def __init__(self, store: StateStore) -> None:
         self.store = store
 
+    def __getattr__(self, name: str) -> Any:  # claim, describe, transient...: the store's
+        return getattr(self.store, name)
+
     @contextmanager
     def transaction(self, partition: int, epoch: int, durable: bool = False) -> Iterator[Any]:
         with self.store.transaction(partition, epoch, durable) as txn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from kafka.admin import ConfigResource, ConfigResourceType
 
 from lt4rec.config import KafkaConfig, TopicsConfig
 from streamer.kafka.admin import (
@@ -33,6 +34,20 @@ def test_ensure_topics_creates_all_five_and_is_idempotent(kafka_bootstrap, uniqu
     finally:
         admin.close()
     assert input_partitions(kafka, topics) == 3
+
+
+def test_created_topics_take_what_the_joiner_accepts(kafka_bootstrap, unique_name):
+    kafka = KafkaConfig(bootstrap=kafka_bootstrap, max_message_bytes=2_000_000)
+    topics = _topics(unique_name("adm"), partitions=1)
+    ensure_topics(kafka, topics)
+    admin = admin_client(kafka)
+    try:
+        names = [topics.impressions, topics.examples, topics.dlq]
+        got = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names])
+        limits = {n: c["max.message.bytes"]["value"] for n, c in got["topic"].items()}
+    finally:
+        admin.close()
+    assert limits == dict.fromkeys(names, str(2_000_000 + 65_536))
 
 
 def test_inputs_with_different_partition_counts_are_refused(kafka_bootstrap, unique_name):

@@ -25,15 +25,25 @@ class Owner:
         self.calls.append(("assigned", assigned))
 
 
+class Pauses:
+    def __init__(self) -> None:
+        self.paused: set[TopicPartition] = set()
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self.paused.update(tps)
+
+
 def test_listener_maps_topic_partitions_to_join_partitions() -> None:
-    owner = Owner()
-    listener = JoinRebalanceListener(owner)
+    owner, consumer = Owner(), Pauses()
+    listener = JoinRebalanceListener(owner, consumer)
     tps = {TopicPartition("a", 0), TopicPartition("b", 0), TopicPartition("a", 2)}
     listener.on_partitions_revoked(tps)
     listener.on_partitions_revoked(set())  # nothing owned: not forwarded
     listener.on_partitions_lost({TopicPartition("a", 1)})
+    assert consumer.paused == set()
     listener.on_partitions_assigned(tps)
     assert owner.calls == [("revoked", {0, 2}), ("lost", {1}), ("assigned", tps)]
+    assert consumer.paused == tps  # nothing is fetched before the polling thread claims it
 
 
 @pytest.mark.kafka

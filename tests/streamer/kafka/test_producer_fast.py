@@ -10,7 +10,7 @@ from kafka.partitioner.default import murmur2
 
 from lt4rec.config import KafkaConfig
 from streamer.kafka.admin import ensure_topics
-from streamer.kafka.producer import ProducerSink, fast_path_supported
+from streamer.kafka.producer import ProducerSink, fast_path_supported, retriable
 from streamer.store.base import Output
 from tests.streamer.topics import topics_under
 
@@ -50,8 +50,12 @@ def test_fast_path_lands_records_where_send_would(kafka_bootstrap, unique_name):
         sink.send(topics.examples, outs[:1])  # first send: metadata through KafkaProducer.send
         assert sink._fast is True and fast_path_supported(sink.producer)
         sink.send(topics.examples, outs[1:])
-        with pytest.raises(Exception, match="max_request_size"):
-            sink.send(topics.examples, [Output(0, b"k", big, [])])
+        # refused for good: returned (the caller re-routes it), the others still delivered
+        extra = Output(300, b"imp-300:final", b'{"n":300}', [("h", b"300")])
+        failed = sink.send(topics.examples, [Output(0, b"k", big, []), extra])
+        assert [i for i, _ in failed] == [0] and "max_request_size" in str(failed[0][1])
+        assert not retriable(failed[0][1])
+        outs.append(extra)
     finally:
         sink.close()
     got = _read_all(kafka_bootstrap, topics.examples)

@@ -1,4 +1,4 @@
-"""Fixtures of the streamer integration tests (real Kafka broker, simulator data).
+"""Fixtures of the streamer tests on the real broker (joiner and worker integration tests).
 
 Every test gets its own topics, consumer group, state store and archive directory; the
 simulated data set (1 day, a few thousand impressions) is built once per session.

@@ -1,0 +1,54 @@
+"""Archive completeness markers: up to which label time a partition's archive is complete.
+
+After the joiner has sealed and written **every** pending archive row of join partition ``p``
+(the outbox holds no archive row), every final row of ``p`` whose ``label_ts`` is at most the
+partition's watermark ``W`` is in a committed file: a window closes (label_ts = its deadline)
+only once the watermark passed it, and an attributed conversion (label_ts = its event time)
+finalises the row on arrival. The joiner then writes ``<archive>/_complete/p{P}.json`` =
+``{"partition": P, "label_ts": W}`` atomically (written after the files, so a crash leaves an
+older, still true marker). The re-pruning job trains on rows with ``label_ts <= min_p W_p``
+only, and the worker's catch-up after a hot-swap starts right after that cut: no example is
+in neither. (A conversion later than ``joiner.allowed_lateness_s`` may still finalise a row
+below the marker; the joiner counts those as ``late.conversion``.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+MARKER_DIR = "_complete"
+
+
+def write_marker(archive_dir: str | Path, partition: int, label_ts: int) -> None:
+    """Record that partition ``partition`` is archived completely up to ``label_ts`` (ms)."""
+    folder = Path(archive_dir) / MARKER_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"p{partition:04d}.json"
+    old = read_markers(archive_dir).get(partition)
+    if old is not None and old >= label_ts:
+        return  # markers only move forward
+    tmp = folder / f".p{partition:04d}.json.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps({"partition": partition, "label_ts": int(label_ts)}))
+    os.replace(tmp, path)
+
+
+def read_markers(archive_dir: str | Path) -> dict[int, int]:
+    """``{partition: label_ts}`` of every readable marker (unreadable ones are ignored)."""
+    out: dict[int, int] = {}
+    for path in sorted((Path(archive_dir) / MARKER_DIR).glob("p*.json")):
+        try:
+            data = json.loads(path.read_text())
+            out[int(data["partition"])] = int(data["label_ts"])
+        except (ValueError, KeyError, TypeError, OSError):
+            continue
+    return out
+
+
+def complete_until(archive_dir: str | Path, partitions: int) -> int | None:
+    """The label time up to which EVERY one of ``partitions`` join partitions is archived."""
+    markers = read_markers(archive_dir)
+    if any(p not in markers for p in range(partitions)):
+        return None
+    return min(markers[p] for p in range(partitions))
