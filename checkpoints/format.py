@@ -27,12 +27,13 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
-from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
+
+from checkpoints.blob import read_blob, safetensors_views, update_hash
 
 MAGIC = b"LT4RCKPT"
 FORMAT_VERSION = 1
@@ -176,12 +177,32 @@ def _atomic_write(path: Path, chunks: list[bytes]) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_path(path.parent)
     return path
+
+
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory (after a rename: make the new entry durable)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_header(f: IO[bytes], p: Path) -> tuple[int, int, int, bytes]:
+    """``(version, meta_len, blob_len, digest)`` of the file header; refuses foreign files."""
+    head = f.read(_HEADER.size)
+    if len(head) < _HEADER.size:
+        raise CorruptCheckpointError(f"{p}: truncated (header incomplete, {len(head)} bytes)")
+    magic, version, meta_len, blob_len, digest = _HEADER.unpack(head)
+    if magic != MAGIC:
+        raise CorruptCheckpointError(f"{p}: not an lt4rec checkpoint (bad magic {magic!r})")
+    if version != FORMAT_VERSION:
+        raise CorruptCheckpointError(
+            f"{p}: unsupported format version {version} (this build reads {FORMAT_VERSION})"
+        )
+    return version, meta_len, blob_len, digest
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
@@ -192,14 +213,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     """
     p = Path(path)
     with p.open("rb") as f:
-        head = f.read(_HEADER.size)
-        if len(head) < _HEADER.size:
-            raise CorruptCheckpointError(f"{p}: truncated (header incomplete, {len(head)} bytes)")
-        magic, version, meta_len, _blob_len, _digest = _HEADER.unpack(head)
-        if magic != MAGIC or version != FORMAT_VERSION:
-            raise CorruptCheckpointError(
-                f"{p}: not an lt4rec checkpoint of version {FORMAT_VERSION}"
-            )
+        _version, meta_len, _blob_len, _digest = _read_header(f, p)
         raw = f.read(meta_len)
     try:
         meta: dict[str, Any] = json.loads(raw.decode("utf-8"))
@@ -213,26 +227,23 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"checkpoint {p} does not exist")
-    data = p.read_bytes()
-    if len(data) < _HEADER.size:
-        raise CorruptCheckpointError(f"{p}: truncated (header incomplete, {len(data)} bytes)")
-    magic, version, meta_len, blob_len, digest = _HEADER.unpack_from(data)
-    if magic != MAGIC:
-        raise CorruptCheckpointError(f"{p}: not an lt4rec checkpoint (bad magic {magic!r})")
-    if version != FORMAT_VERSION:
-        raise CorruptCheckpointError(
-            f"{p}: unsupported format version {version} (this build reads {FORMAT_VERSION})"
-        )
-    body = data[_HEADER.size :]
-    if len(body) != meta_len + blob_len:
-        raise CorruptCheckpointError(
-            f"{p}: truncated or padded (body {len(body)} bytes, header says {meta_len + blob_len})"
-        )
-    if hashlib.sha256(body).digest() != digest:
+    with p.open("rb") as f:
+        version, meta_len, blob_len, digest = _read_header(f, p)
+        body_len = os.fstat(f.fileno()).st_size - _HEADER.size
+        if body_len != meta_len + blob_len:
+            raise CorruptCheckpointError(
+                f"{p}: truncated or padded (body {body_len} bytes, header says "
+                f"{meta_len + blob_len})"
+            )
+        meta_bytes = f.read(meta_len)
+        blob = read_blob(f, blob_len)  # see checkpoints.blob: no copies, short GIL holds
+    h = hashlib.sha256(meta_bytes)
+    update_hash(h, blob)
+    if len(meta_bytes) + len(blob) != meta_len + blob_len or h.digest() != digest:
         raise CorruptCheckpointError(f"{p}: sha256 checksum mismatch (file is corrupted)")
     try:
-        meta = json.loads(body[:meta_len].decode("utf-8"))
-        tensors = st_load(bytes(body[meta_len:]))
+        meta = json.loads(meta_bytes.decode("utf-8"))
+        tensors = safetensors_views(blob)
     except (ValueError, UnicodeDecodeError, RuntimeError) as exc:
         raise CorruptCheckpointError(f"{p}: unreadable content ({exc})") from exc
     state = {k[6:]: v for k, v in tensors.items() if k.startswith("model/")}

@@ -30,6 +30,11 @@ from checkpoints.registry import (
 )
 
 log = logging.getLogger(__name__)
+ACTIONS = ("publish", "rollback")
+_NOTICE_TYPES: dict[str, type | tuple[type, ...]] = {
+    "publication": int, "version": int, "kind": str, "path": str, "sha256": str,
+    "parent": (int, type(None)), "action": str, "published_at": (int, float), "model_name": str,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -56,14 +61,22 @@ class Notice:
 
     @classmethod
     def from_json(cls, raw: bytes) -> Notice:
-        """Parse a notice; a malformed one is a ``ValueError`` naming the problem."""
+        """Parse a notice; a malformed one (bad JSON, missing key, wrong type) is a
+        ``ValueError`` naming the problem. Unknown extra keys are ignored."""
         try:
             data = json.loads(raw)
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
-            return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+            notice = cls(**{k: data[k] for k in cls.__dataclass_fields__})
         except (KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
             raise ValueError(f"malformed model notice: {exc!r}") from exc
+        for key, types in _NOTICE_TYPES.items():
+            value = getattr(notice, key)
+            if isinstance(value, bool) or not isinstance(value, types):
+                raise ValueError(f"malformed model notice: {key} = {value!r} has the wrong type")
+        if notice.publication < 1 or notice.version < 1 or notice.action not in ACTIONS:
+            raise ValueError(f"malformed model notice: {notice!r}")
+        return notice
 
     @classmethod
     def of(cls, pub: Publication) -> Notice:

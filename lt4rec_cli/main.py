@@ -11,9 +11,11 @@ import typer
 from lt4rec_cli import (
     config_cmd,
     model_cmds,
+    models_cmd,
     pipeline_cmd,
     prune_cmd,
     scheduler_cmd,
+    serve_cmd,
     stream_cmds,
     worker_cmds,
 )
@@ -31,6 +33,8 @@ stream_cmds.register(app)
 pipeline_cmd.register(app)
 prune_cmd.register(app)
 scheduler_cmd.register(app)
+models_cmd.register(app)
+serve_cmd.register(app)
 worker_cmds.register(app)
 
 

@@ -40,13 +40,18 @@ def prune_command(
     the gate rejected the candidate, 1 when the run failed (the reason is in the registry).
     """  # fmt: skip
     cfg = load_cli_config(config, set_)
+    from streamer.notices.announce import open_announcer
     from streamer.reprune import WindowError, parse_end, run_reprune
 
     try:
         end_ms = parse_end(end) if end is not None else None
     except WindowError as exc:
         raise fail(str(exc)) from exc
-    report = run_reprune(cfg, end=end_ms, days=window_days, log=lambda m: typer.echo(m, err=True))
+    with open_announcer(cfg) as announce:
+        report = run_reprune(
+            cfg, end=end_ms, days=window_days, announce=announce,
+            log=lambda m: typer.echo(m, err=True),
+        )  # fmt: skip
     if as_json:
         data = {k: v for k, v in report.__dict__.items() if k != "notice"}
         typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))

@@ -29,12 +29,18 @@ def scheduler_command(
     """
     cfg = load_cli_config(config, set_)
     from checkpoints.db import DatabaseError
+    from streamer.notices.announce import open_announcer
     from streamer.scheduler import RepruneScheduler
 
-    try:
-        sched = RepruneScheduler(cfg, say=lambda m: typer.echo(m, err=True))
-    except DatabaseError as exc:
-        raise fail(str(exc), 1) from exc
+    with open_announcer(cfg) as announce:
+        try:
+            sched = RepruneScheduler(cfg, announce=announce, say=lambda m: typer.echo(m, err=True))
+        except DatabaseError as exc:
+            raise fail(str(exc), 1) from exc
+        _serve(sched, once, max_runs)
+
+
+def _serve(sched: Any, once: bool, max_runs: int | None) -> None:
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:

@@ -14,6 +14,7 @@ from lt4rec.config.loader import ConfigError, load, to_dict, to_toml
 from lt4rec.config.model import ModelConfig, PruneConfig, TrainConfig
 from lt4rec.config.registry import RegistryConfig
 from lt4rec.config.reprune import RepruneConfig, SchedulerConfig
+from lt4rec.config.serve import ServeConfig
 from lt4rec.config.worker import WorkerConfig
 
 
@@ -41,6 +42,7 @@ class AppConfig:
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     reprune: RepruneConfig = field(default_factory=RepruneConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
 
@@ -65,6 +67,7 @@ __all__ = [
     "RepruneConfig",
     "RunConfig",
     "SchedulerConfig",
+    "ServeConfig",
     "SimConfig",
     "StoreConfig",
     "TopicsConfig",

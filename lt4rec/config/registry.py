@@ -21,6 +21,9 @@ class RegistryConfig:
     keep_last: int = 10  # retention: the newest N versions plus every published one
     # a staging row older than this is a writer that died before committing (cleaned up)
     staging_timeout_s: float = 3600.0
+    # export every version a NoticePublisher announces as ONNX into this Triton-style
+    # repository (<onnx_repo>/<model name>/<version>/model.onnx); "" = no export
+    onnx_repo: str = ""
 
     def __post_init__(self) -> None:
         require_finite(self)

@@ -13,6 +13,7 @@ per-row work is one vectorised ``take``. No Python loop runs per row.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -87,3 +88,46 @@ def hash_keys(values: pa.Array | pa.ChunkedArray, field: str) -> np.ndarray:
     keys = np.concatenate([keys, np.zeros(1, dtype=np.int64)])  # slot for null
     idx = encoded.indices.fill_null(len(uniques)).to_numpy().astype(np.int64)
     return keys[idx]
+
+
+class BucketCache:
+    """:func:`hash_column` of one field for Python values, memoised (exact: hashing is pure).
+
+    A server encodes a few values per request; hashing each through Arrow costs tens of µs,
+    a dictionary lookup well under one. Values are the strings :func:`_as_strings` would
+    produce (callers turn ints into their decimal form); ``None`` is 0. At most ``max_size``
+    entries are kept (the memo is cleared when full; ``max_size = 0`` disables it).
+    """
+
+    def __init__(self, field: str, buckets: int, max_size: int = 1_000_000) -> None:
+        self.field = field
+        self.buckets = buckets
+        self.max_size = max_size
+        self._memo: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._memo)
+
+    def ids(self, values: Sequence[str | None]) -> np.ndarray:
+        """Bucket ids ``[N]`` int64 of ``values`` (as ``hash_column`` of a string array)."""
+        memo = self._memo
+        out = np.zeros(len(values), dtype=np.int64)
+        missing: dict[str, list[int]] = {}
+        for i, v in enumerate(values):
+            if v is None:
+                continue
+            hit = memo.get(v)
+            if hit is None:
+                missing.setdefault(v, []).append(i)
+            else:
+                out[i] = hit
+        if missing:
+            keys = list(missing)
+            codes = hash_column(pa.array(keys, pa.string()), self.field, self.buckets).tolist()
+            if len(memo) + len(keys) > self.max_size:
+                memo.clear()
+            for key, code in zip(keys, codes, strict=True):
+                out[missing[key]] = code
+                if self.max_size:
+                    memo[key] = code
+        return out

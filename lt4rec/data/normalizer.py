@@ -47,7 +47,8 @@ class Normalizer:
         return cls(tuple(fields), tuple(means), tuple(stds))
 
     def apply(self, fields: Sequence[str], raw: np.ndarray) -> np.ndarray:
-        """Standardise ``raw`` [N, n_dense] float64 -> [N, n_dense] float32; missing -> 0."""
+        """Standardise ``raw`` [N, n_dense] float64 -> [N, n_dense] float32; missing -> 0,
+        beyond float32's range -> its largest finite value."""
         if tuple(fields) != self.fields:
             raise ValueError(
                 f"normalizer was fitted on dense fields {list(self.fields)}, "
@@ -59,7 +60,8 @@ class Normalizer:
         std = np.asarray(self.std, dtype=np.float64)
         out = (raw - mean) / std
         out[~np.isfinite(out)] = 0.0
-        return out.astype(np.float32)
+        limit = np.finfo(np.float32).max  # huge finite inputs stay finite in float32
+        return np.clip(out, -limit, limit).astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form for checkpoints."""

@@ -80,6 +80,44 @@ def ensure_topics(kafka: KafkaConfig, topics: TopicsConfig, timeout_ms: int = 30
         )
 
 
+MODELS_TOPIC_CONFIGS = {
+    # the newest notice per model name survives compaction: a follower reading from the
+    # beginning always finds the publication in service
+    "cleanup.policy": "compact",
+}
+
+
+def ensure_models_topic(kafka: KafkaConfig, topics: TopicsConfig, timeout_ms: int = 30_000) -> None:
+    """Create ``topics.models`` (ONE partition: notices are totally ordered) when missing.
+
+    Raises :class:`TopicLayoutError` when it exists with more than one partition (followers
+    read partition 0 only, so a notice elsewhere would be lost).
+    """
+    admin = admin_client(kafka)
+    try:
+        counts = partition_counts(admin, [topics.models])
+        if topics.models not in counts:
+            options = {
+                "num_partitions": 1,
+                "replication_factor": topics.replication,
+                "configs": MODELS_TOPIC_CONFIGS,
+            }
+            try:
+                admin.create_topics({topics.models: options}, timeout_ms=timeout_ms)
+                log.info("created topic %s (1 partition, compacted)", topics.models)
+            except TopicAlreadyExistsError:
+                pass
+            admin.wait_for_topics([topics.models], timeout_ms=timeout_ms)
+            counts = partition_counts(admin, [topics.models])
+    finally:
+        admin.close()
+    if counts.get(topics.models) != 1:
+        raise TopicLayoutError(
+            f"topic {topics.models} has {counts.get(topics.models)} partitions; "
+            "model notices need exactly one (total order)"
+        )
+
+
 def input_partitions(kafka: KafkaConfig, topics: TopicsConfig) -> int:
     """The common partition count of the three input topics (after :func:`ensure_topics`)."""
     admin = admin_client(kafka)

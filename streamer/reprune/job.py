@@ -219,7 +219,10 @@ def _run(
         report.notice = publish(reg, info.version, reason)
         report.status, report.reason = "published", reason
         if announce is not None:
-            announce(report.notice)
+            try:  # published is published: a notice that cannot be sent stays pending
+                announce(report.notice)
+            except Exception as exc:
+                report.reason += f" (notice pending, re-sent by the next publisher: {exc})"
     log(f"reprune: version {info.version} {report.status}: {report.reason}")
 
 

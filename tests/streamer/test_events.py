@@ -120,7 +120,10 @@ def test_arbitrary_bytes_never_crash(raw: bytes, kind) -> None:
         assert exc.reason in REASONS
 
 
-IDS = st.text(st.characters(blacklist_characters="\x00"), min_size=1, max_size=20)
+# ids without NUL and lone surrogates (both are bad_id, tested in test_events_limits)
+IDS = st.text(
+    st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), min_size=1, max_size=20
+)
 NOT_PRINTABLE = ["Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"]
 NAMES = st.text(st.characters(blacklist_categories=NOT_PRINTABLE), min_size=1, max_size=6)
 

@@ -47,13 +47,19 @@ def sim_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def reprune_env(tmp_path: Path, sim_dir: Path) -> Callable[..., AppConfig]:
-    """Factory: a config whose archive is the simulated log; registry in ``db_url`` or SQLite."""
+def reprune_env(
+    tmp_path: Path, sim_dir: Path, kafka_bootstrap: str, unique_name: Callable[[str], str]
+) -> Callable[..., AppConfig]:
+    """Factory: a config whose archive is the simulated log; registry in ``db_url`` or SQLite;
+    a models topic of its own on the real broker (notices of ``lt4rec prune``)."""
+    models_topic = unique_name("rp") + ".models"
 
     def make(db_url: str | None = None, markers: bool = True, **sections: dict) -> AppConfig:
         data = to_dict(AppConfig())
         for sec, values in SMALL.items():
             data[sec].update(values)
+        data["kafka"]["bootstrap"] = kafka_bootstrap
+        data["topics"]["models"] = models_topic
         archive = tmp_path / "archive"
         if not archive.exists():
             files = [sim_dir / f"{s}.parquet" for s in ("train", "valid", "test")]

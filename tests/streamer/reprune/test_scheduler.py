@@ -152,3 +152,25 @@ def test_kill_9_during_a_prune_leaves_no_half_published_version(reprune_env, tmp
         reg.close()
     finally:
         ledger.close()
+
+
+def test_lt4rec_prune_publishes_and_announces_on_the_models_topic(reprune_env, tmp_path):
+    from checkpoints import Notice
+    from tests.streamer.integration.streamer_it_support import read_topic
+
+    cfg = reprune_env()
+    proc = subprocess.run(
+        [*LT4REC, "prune", "--config", str(tmp_path / "reprune.toml")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "published" in proc.stdout
+    (record,) = read_topic(cfg.kafka.bootstrap, cfg.topics.models)
+    notice = Notice.from_json(record.value)
+    reg = Registry(cfg.registry)
+    try:
+        current = reg.current()
+        assert notice.version == current.version.version and notice.kind == "repruned"
+        assert current.notified
+    finally:
+        reg.close()
