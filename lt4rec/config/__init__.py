@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lt4rec.config.data import DataConfig, SimConfig
+from lt4rec.config.feedback import FeedbackConfig
 from lt4rec.config.joiner import ArchiveConfig, JoinerConfig, StoreConfig
 from lt4rec.config.kafka import KafkaConfig, MetricsConfig, TopicsConfig
 from lt4rec.config.loader import ConfigError, load, to_dict, to_toml
@@ -45,6 +46,7 @@ class AppConfig:
     serve: ServeConfig = field(default_factory=ServeConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
+    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
 
 
 def load_app_config(path: Path | str | None = None, overrides: Sequence[str] = ()) -> AppConfig:
@@ -57,6 +59,7 @@ __all__ = [
     "ArchiveConfig",
     "ConfigError",
     "DataConfig",
+    "FeedbackConfig",
     "JoinerConfig",
     "KafkaConfig",
     "MetricsConfig",

@@ -46,6 +46,13 @@ class SimConfig:
     target_ctr: float = 0.07  # mean P(click) per impression (bias calibrated to hit it)
     target_cvr: float = 0.08  # mean P(conversion | click) over clicked impressions
     conflict: float = 1.0  # strength of the click-bait / duration effects opposing CTR and CVR
+    # Non-stationary traffic: std of a mean-reverting random offset (2-day correlation time)
+    # on every category's CTR and CVR logit; 0 = stationary. Fresh labels matter only when
+    # the world moves.
+    drift: float = 0.0
+    # Feature-dependent conversion delays: log-odds of the slow (days) conversion mode per
+    # std of the video's log duration (long videos convert later); 0 = the same for all.
+    delay_dependence: float = 0.0
     latent_dim: int = 8  # user / item taste vectors
     categories: int = 24
     creators: int = 600
@@ -60,8 +67,8 @@ class SimConfig:
             raise ValueError("latent_dim, categories, creators and tags must be >= 1")
         if not (0 < self.target_ctr < 0.5 and 0 < self.target_cvr < 0.5):
             raise ValueError("target_ctr and target_cvr must be in (0, 0.5)")
-        if self.conflict < 0:
-            raise ValueError("conflict must be >= 0")
+        if self.conflict < 0 or self.drift < 0:
+            raise ValueError("conflict and drift must be >= 0")
         if self.click_window_s < 0 or self.attribution_window_s < 0:
             raise ValueError("click_window_s and attribution_window_s must be >= 0")
         if self.row_group_size < 1:

@@ -1,4 +1,4 @@
-"""Exact ranking metrics: AUC (ties get average ranks), logloss and per-user GAUC.
+"""Exact ranking metrics: AUC (ties get average ranks), PR-AUC, logloss and per-user GAUC.
 
 All functions are vectorised numpy (one sort), fast on millions of rows, and return ``nan``
 when a metric is undefined (e.g. only one class present).
@@ -32,6 +32,23 @@ def auc(scores: ArrayLike, labels: ArrayLike) -> float:
     avg_rank = ends - (counts - 1) / 2.0  # average 1-based rank within each tie group
     rank_sum = float(avg_rank[inv][y].sum())
     return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+
+
+def pr_auc(scores: ArrayLike, labels: ArrayLike) -> float:
+    """Area under the precision-recall curve as average precision (sklearn's definition):
+    ``sum_k (R_k - R_{k-1}) P_k`` over distinct score thresholds, ties counted together."""
+    s, y = _check(scores, labels)
+    n_pos = int(y.sum())
+    if n_pos == 0:
+        return float("nan")
+    order = np.argsort(-s, kind="stable")
+    s, y = s[order], y[order]
+    last = np.r_[s[1:] != s[:-1], True]  # last row of each threshold group
+    tp = np.cumsum(y)[last].astype(np.float64)
+    seen = (np.flatnonzero(last) + 1).astype(np.float64)
+    recall = tp / n_pos
+    precision = tp / seen
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
 def logloss(probs: ArrayLike, labels: ArrayLike, eps: float = 1e-7) -> float:

@@ -9,6 +9,11 @@ The joiner's label policy decides what the example stream means (``docs/streamer
   ``delayed_positive`` corrections: elapsed-time sampling with importance weights from
   auxiliary heads (Yang et al. 2021).
 
+Implementations: :class:`PlainBCE` here, :class:`~lt4rec.train.fnw.FNW`,
+:class:`~lt4rec.train.es_dfm.ESDFM` and the uncorrected baseline
+:class:`~lt4rec.train.feedback_rows.Vanilla` (which rows weigh what per task:
+:mod:`lt4rec.train.feedback_rows`; formulas: ``docs/delayed_feedback.md``).
+
 A :class:`FeedbackLoss` turns a micro-batch (plus the stream metadata of its rows) into
 per-row sample weights per task, which :func:`lt4rec.train.loop.train_step` applies. The
 worker checks ``loss.policy`` against the policy the examples were emitted under and refuses
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -61,7 +66,41 @@ class FeedbackLoss(Protocol):
     def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None: ...
 
 
-class PlainBCE:
+CVR_LOSSES = ("clicked", "entire_space")
+
+
+def check_cvr_loss(cvr_loss: str) -> None:
+    """Raise ``ValueError`` unless ``cvr_loss`` is a ``train.cvr_loss`` value."""
+    if cvr_loss not in CVR_LOSSES:
+        raise ValueError(f"cvr_loss must be 'clicked' or 'entire_space', got {cvr_loss!r}")
+
+
+class BaseLoss:
+    """Defaults of a loss: no state (``update`` does nothing, ``state_dict`` is empty).
+
+    ``cvr_loss`` is the ``train.cvr_loss`` the worker steps with (CVR on clicked rows, or
+    CTCVR on all rows), which decides what a loss's ``cvr`` weights are for.
+    """
+
+    name = ""
+    policy = ""
+
+    def __init__(self, cvr_loss: str = "clicked") -> None:
+        check_cvr_loss(cvr_loss)
+        self.cvr_loss = cvr_loss
+
+    def update(self, model: MultiTaskModel, batch: Batch, meta: StreamMeta) -> None:
+        return None
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        if state:
+            raise ValueError(f"the {self.name} loss has no state, got {sorted(state)}")
+
+
+class PlainBCE(BaseLoss):
     """``wait_full``: final labels only, every row weighs 1."""
 
     name = "bce"
@@ -72,24 +111,41 @@ class PlainBCE:
     ) -> dict[str, torch.Tensor] | None:
         return None
 
-    def update(self, model: MultiTaskModel, batch: Batch, meta: StreamMeta) -> None:
-        return None
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {}
+def _fnw(**options: Any) -> FeedbackLoss:
+    from lt4rec.train.fnw import FNW
 
-    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
-        if state:
-            raise ValueError(f"the bce loss has no state, got {sorted(state)}")
+    return FNW(**options)
 
 
-LOSSES: dict[str, Callable[[], FeedbackLoss]] = {"bce": PlainBCE}
+def _es_dfm(**options: Any) -> FeedbackLoss:
+    from lt4rec.train.es_dfm import ESDFM
+
+    return ESDFM(**options)
+
+
+def _vanilla(**options: Any) -> FeedbackLoss:
+    from lt4rec.train.feedback_rows import Vanilla
+
+    return Vanilla(**options)
+
+
+# name -> factory(**options). Every loss takes ``cvr_loss`` ("clicked" | "entire_space",
+# the train.cvr_loss the worker steps with, default "clicked"); es_dfm also needs
+# ``heads`` (pre-trained DelayHeads), ``wait_s`` (joiner.es_dfm_wait_s) and takes ``cfg``
+# (FeedbackConfig). ``vanilla`` is the uncorrected baseline on the es_dfm stream.
+LOSSES: dict[str, Callable[..., FeedbackLoss]] = {
+    "bce": PlainBCE,
+    "fnw": _fnw,
+    "es_dfm": _es_dfm,
+    "vanilla": _vanilla,
+}
 POLICY_LOSS = {"wait_full": "bce", "fnw": "fnw", "es_dfm": "es_dfm"}  # the default loss per policy
 
 
-def make_feedback_loss(name: str) -> FeedbackLoss:
-    """The loss named ``name`` (``bce``, and those registered in :data:`LOSSES`)."""
+def make_feedback_loss(name: str, **options: Any) -> FeedbackLoss:
+    """The loss named ``name`` (see :data:`LOSSES` for the options each one takes)."""
     factory = LOSSES.get(name)
     if factory is None:
         raise ValueError(f"unknown delayed-feedback loss {name!r}; known: {', '.join(LOSSES)}")
-    return factory()
+    return factory(**options)

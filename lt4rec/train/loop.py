@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 from lt4rec.data.batch import TASKS, Batch
@@ -48,6 +49,16 @@ def make_optimizer(model: MultiTaskModel, lr: float, weight_decay: float = 0.0) 
 
 
 Weights = Mapping[str, torch.Tensor]  # task -> [B] per-row sample weights
+
+
+def embedding_row_grads(module: nn.Module) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """``{"<block>.weight": (rows [U], grad [U, dim])}`` of every embedding block of
+    ``module`` after a backward pass, for :meth:`TaskMaskedAdam.step`'s lazy row update."""
+    rows: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    for name, mod in module.named_modules():
+        if isinstance(mod, EmbeddingBlock) and (rg := mod.row_grad()) is not None:
+            rows[f"{name}.weight" if name else "weight"] = rg
+    return rows
 
 
 def _bce(z: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
@@ -165,11 +176,7 @@ def train_step(
                 if b.grad is not None:
                     g[f"layers.{i}.bias.{t}"] = b.grad
             grads[t] = g
-    rows: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    for name, mod in model.named_modules():
-        if isinstance(mod, EmbeddingBlock) and (rg := mod.row_grad()) is not None:
-            rows[f"{name}.weight"] = rg
-    opt.step(grads, rows)
+    opt.step(grads, embedding_row_grads(model))
     return {t: float(v.detach()) for t, v in losses.items()}
 
 

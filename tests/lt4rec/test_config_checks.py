@@ -35,6 +35,8 @@ from lt4rec.config.checks import TOPIC_MAX_CHARS, check_topic_name
         (f"topics.impressions='{'i' * 250}'", "impressions is 250 characters long"),
         ("topics.conversions='k\u00e4se'", "may only contain"),
         ("topics.models=''", "models must not be empty"),
+        ("feedback.heads_online_lr=nan", "heads_online_lr must be a finite number"),
+        ("sim.drift=inf", "drift must be a finite number"),
     ],
 )
 def test_bad_values_are_refused_naming_the_key(override: str, message: str) -> None:

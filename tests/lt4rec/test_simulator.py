@@ -217,3 +217,44 @@ def test_any_small_config_gives_consistent_files(
     assert ((p > 0) & (p < 1)).all()
     text = (out / "summary.json").read_text()
     json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in summary.json"))
+
+
+def _day_category_means(t: pa.Table, column: str, day_ms: int) -> np.ndarray:
+    """Mean of ``column`` per (day, category): [days, categories] (nan where empty)."""
+    day = (col(t, "ts") - col(t, "ts").min()) // day_ms
+    cat = np.array([int(c[3:]) for c in t.column("category").to_pylist()])
+    x = col(t, column)
+    out = np.full((int(day.max()) + 1, int(cat.max()) + 1), np.nan)
+    for d in range(out.shape[0]):
+        for c in range(out.shape[1]):
+            sel = (day == d) & (cat == c)
+            if sel.sum() >= 50:
+                out[d, c] = x[sel].mean()
+    return out
+
+
+def test_drift_knob_moves_category_rates_over_days(tmp_path: Path) -> None:
+    base: dict[str, Any] = dict(impressions=30_000, days=4, users=2_000, items=800, seed=5)
+    change = {}
+    for drift in (0.0, 0.6):
+        simulate(SimConfig(drift=drift, **base), tmp_path / str(drift))
+        t = pa.concat_tables(
+            [pq.read_table(tmp_path / str(drift) / f"{s}.parquet") for s in SPLITS]
+        )
+        m = _day_category_means(t, "p_conversion", 86_400_000)
+        change[drift] = float(np.nanmean(np.abs(np.log(m[-1] / m[0]))))
+    assert change[0.6] > 3 * change[0.0]
+
+
+def test_delay_dependence_knob_makes_long_videos_convert_later(tmp_path: Path) -> None:
+    base: dict[str, Any] = dict(impressions=60_000, days=2, users=2_000, items=800, seed=6)
+    late_gap = {}
+    for dep in (0.0, 1.5):
+        simulate(SimConfig(delay_dependence=dep, target_cvr=0.3, **base), tmp_path / str(dep))
+        t = pa.concat_tables([pq.read_table(tmp_path / str(dep) / f"{s}.parquet") for s in SPLITS])
+        conv = col(t, "conversion") == 1
+        delay = (col(t, "conversion_ts")[conv] - col(t, "click_ts")[conv]) / 1000.0
+        long_video = col(t, "duration_bucket")[conv] >= 4
+        late = delay > 6 * 3600
+        late_gap[dep] = float(late[long_video].mean() - late[~long_video].mean())
+    assert abs(late_gap[0.0]) < 0.05 and late_gap[1.5] > 0.2

@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        f"bench_{name}", REPO / "ops" / "bench" / f"{name}.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.ops.benchkit import load_bench
 
 
 @pytest.fixture(scope="module")
 def offline() -> ModuleType:
-    return _load("offline")
+    return load_bench("offline")
 
 
 TINY = [
@@ -81,7 +67,7 @@ def test_offline_smoke_runs_tables_targets_and_resumes(offline, tmp_path, capsys
     assert capsys.readouterr().out.count("[skip]") == 1
     assert ckpt.is_file() and (runs / "sparse_sharing-seed0.sparse.json").is_file()
     # The sparse inference script benchmarks the trained checkpoint's task subnetworks.
-    bench = _load("sparse_inference")
+    bench = load_bench("sparse_inference")
     js = tmp_path / "ckpt.json"
     argv = ["--densities", "0.3", "--dims", "8", "4", "1", "--batch-sizes", "4", "--repeats", "3",
             "--checkpoint", str(ckpt), "--json-out", str(js)]  # fmt: skip
@@ -116,7 +102,7 @@ def test_offline_aggregate_and_targets(offline):
 
 def test_sparse_inference_script_smoke(tmp_path, capsys):
     torch.set_num_threads(1)
-    bench = _load("sparse_inference")
+    bench = load_bench("sparse_inference")
     out = tmp_path / "sparse.json"
     argv = ["--dims", "40", "32", "16", "1", "--densities", "0.3", "--batch-sizes", "1", "64",
             "--repeats", "10", "--json-out", str(out)]  # fmt: skip

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from lt4rec.config.data import SimConfig
 from lt4rec.config.loader import to_dict
 from lt4rec.data.simulator.columns import build_table, sim_spec
-from lt4rec.data.simulator.delays import Events, draw_events
+from lt4rec.data.simulator.delays import Events, draw_events, slow_conversion_share
 from lt4rec.data.simulator.summary import SimSummary, split_stats
 from lt4rec.data.simulator.traffic import Impressions, sample_impressions
 from lt4rec.data.simulator.truth import Truth, ground_truth
@@ -94,13 +94,14 @@ def simulate(cfg: SimConfig, out_dir: Path | str) -> SimSummary:
     t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    world_rng, traffic_rng, event_rng, column_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(4)
-    )
+    world_rng, traffic_rng, event_rng, column_rng, drift_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(5)
+    )  # spawn(5) keeps the first four streams of spawn(4): old seeds give the same files
     world = build_world(cfg, world_rng)
     imp = sample_impressions(cfg, world, traffic_rng)
-    truth = ground_truth(cfg, world, imp)
-    events = draw_events(cfg, imp.ts, truth.p_click, truth.p_conversion, event_rng)
+    truth = ground_truth(cfg, world, imp, drift_rng)
+    slow = slow_conversion_share(cfg, world.item_duration_s[imp.item])
+    events = draw_events(cfg, imp.ts, truth.p_click, truth.p_conversion, event_rng, slow)
     table = build_table(cfg, world, imp, truth, events, column_rng)
 
     files: dict[str, str] = {}

@@ -5,6 +5,10 @@
 * conversion delay after the click: heavy-tailed — a fast mode (median ~10 min) and a slow
   mode (median ~1.5 days) so a few percent fall beyond the 7-day attribution window.
 
+With ``cfg.delay_dependence > 0`` the share of the slow conversion mode depends on the
+video: log-odds ``logit(0.3) + delay_dependence * z`` with ``z`` the standardised log
+duration (long videos convert later), so which conversions arrive late depends on features.
+
 Labels follow exactly the joiner's rules (``docs/design/streamer.md``): click = 1 iff
 ``0 <= click_ts - ts <= click_window_s``; conversion = 1 iff click = 1 and
 ``0 <= conversion_ts - click_ts <= attribution_window_s``.
@@ -35,7 +39,7 @@ class Events:
 def _lognormal_mix(
     rng: np.random.Generator,
     n: int,
-    slow_frac: float,
+    slow_frac: float | np.ndarray,
     fast: tuple[float, float],
     slow: tuple[float, float],
 ) -> np.ndarray:
@@ -48,19 +52,32 @@ def _lognormal_mix(
     return np.maximum(np.round(seconds * 1000.0), 0).astype(np.int64)
 
 
+def slow_conversion_share(cfg: SimConfig, duration_s: np.ndarray) -> float | np.ndarray:
+    """P(slow conversion mode) per impression [N] (a scalar when it does not depend on x)."""
+    if cfg.delay_dependence == 0:
+        return _SLOW_CONVERSION
+    z = np.log(duration_s)
+    z = (z - z.mean()) / max(float(z.std()), 1e-9)
+    base = np.log(_SLOW_CONVERSION / (1 - _SLOW_CONVERSION))
+    return 1.0 / (1.0 + np.exp(-(base + cfg.delay_dependence * z)))
+
+
 def draw_events(
     cfg: SimConfig,
     ts: np.ndarray,
     p_click: np.ndarray,
     p_conversion: np.ndarray,
     rng: np.random.Generator,
+    slow_conversion: float | np.ndarray = _SLOW_CONVERSION,
 ) -> Events:
-    """Bernoulli events from the true probabilities, delays, then the window labels."""
+    """Bernoulli events from the true probabilities, delays, then the window labels.
+
+    ``slow_conversion``: P(slow conversion mode), a scalar or one per impression [N]."""
     n = ts.shape[0]
     has_click = rng.random(n) < p_click
     has_conv = has_click & (rng.random(n) < p_conversion)
     click_delay = _lognormal_mix(rng, n, _SLOW_CLICK, (20.0, 1.2), (7200.0, 1.0))
-    conv_delay = _lognormal_mix(rng, n, _SLOW_CONVERSION, (600.0, 1.5), (129_600.0, 1.2))
+    conv_delay = _lognormal_mix(rng, n, slow_conversion, (600.0, 1.5), (129_600.0, 1.2))
     click_ts = ts + click_delay
     conversion_ts = click_ts + conv_delay
     click = has_click & (click_delay <= cfg.click_window_s * 1000)

@@ -9,6 +9,10 @@ Conflicting signal (``cfg.conflict`` scales it):
 * long videos lower CTR (costly to start) but raise CVR (a viewer who commits converts);
 * feed position matters for clicking only, the hour of day differently for each task.
 
+With ``cfg.drift > 0`` the world is non-stationary: every category's CTR and CVR logits
+get their own mean-reverting random offset that moves hour by hour (std ``drift``,
+correlation time two days), so recent labels say more than old ones.
+
 Non-linear / interaction terms (device x duration, a hinge on affinity for CVR) make an MLP
 beat a linear model. Intercepts are calibrated by bisection so that the mean click
 probability is ``cfg.target_ctr`` and the click-weighted mean conversion probability is
@@ -22,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lt4rec.config.data import SimConfig
-from lt4rec.data.simulator.traffic import Impressions
+from lt4rec.data.simulator.traffic import HOUR_MS, Impressions, start_ms
 from lt4rec.data.simulator.world import World
 
 _DEVICE_LONG_TASTE = np.array([-0.35, -0.35, 0.1, 0.7])  # android, ios, web, tv x duration
@@ -57,8 +61,35 @@ def _standardise(x: np.ndarray) -> np.ndarray:
     return (x - float(x.mean())) / (s if s > 1e-12 else 1.0)
 
 
-def ground_truth(cfg: SimConfig, world: World, imp: Impressions) -> Truth:
-    """True P(click) and P(conversion | click) of every impression."""
+DRIFT_HOURS = 48.0  # correlation time of the category drift (Ornstein-Uhlenbeck)
+
+
+def category_drift(
+    cfg: SimConfig, world: World, imp: Impressions, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """CTR and CVR logit offsets [N] of each impression's category at its hour.
+
+    Each (task, category) offset is a mean-reverting random walk over the hours with
+    stationary std ``cfg.drift`` and correlation time :data:`DRIFT_HOURS`, so rates move
+    (day-to-day change std ~0.9 drift) without the overall rates running away.
+    """
+    hours = cfg.days * 24
+    hour = np.clip((imp.ts - start_ms(cfg)) // HOUR_MS, 0, hours - 1)
+    rho = float(np.exp(-1.0 / DRIFT_HOURS))
+    eps = rng.normal(0.0, cfg.drift, size=(hours, 2, cfg.categories))
+    walk = np.empty_like(eps)  # [hours, 2, C]
+    walk[0] = eps[0]
+    for h in range(1, hours):
+        walk[h] = rho * walk[h - 1] + np.sqrt(1.0 - rho * rho) * eps[h]
+    cat = world.item_cat[imp.item]
+    return walk[hour, 0, cat], walk[hour, 1, cat]
+
+
+def ground_truth(
+    cfg: SimConfig, world: World, imp: Impressions, rng: np.random.Generator | None = None
+) -> Truth:
+    """True P(click) and P(conversion | click) of every impression (``rng``: the drift's,
+    needed when ``cfg.drift > 0``)."""
     u, i = imp.user, imp.item
     affinity = _standardise(np.einsum("nk,nk->n", world.user_vec[u], world.item_vec[i]))
     age_cat = world.age_cat_pref[world.user_age[u], world.item_cat[i]]
@@ -89,6 +120,12 @@ def ground_truth(cfg: SimConfig, world: World, imp: Impressions) -> Truth:
         + 0.25 * np.cos(angle - 2.0 * np.pi * 23 / 24)
         + c * (-2.5 * bait + 0.45 * log_dur)
     )
+    if cfg.drift > 0:
+        if rng is None:
+            raise ValueError("ground_truth: cfg.drift > 0 needs the drift rng")
+        ctr_drift, cvr_drift = category_drift(cfg, world, imp, rng)
+        ctr_logit = ctr_logit + ctr_drift
+        cvr_logit = cvr_logit + cvr_drift
     p_click = sigmoid(ctr_logit + calibrate(ctr_logit, cfg.target_ctr))
     p_conv = sigmoid(cvr_logit + calibrate(cvr_logit, cfg.target_cvr, weight=p_click))
     return Truth(p_click=p_click, p_conversion=p_conv)
