@@ -4,9 +4,10 @@ Flow: encode train/valid/test (normalizer fitted on train only) -> build the mod
 seed -> for ``sparse_sharing`` search each task's ticket by IMP on validation (the CVR ticket
 may use its own rate, ``prune.cvr_rate``) and install the masks on the shared initial
 weights, or with ``prune.joint_start = "rewind"`` on the tickets' merged step-k states ->
-joint training for ``train.epochs`` epochs, keeping the epoch with the best validation
-CTR AUC + CVR AUC -> test metrics (and oracle metrics when the test file has the simulator's
-``p_click`` / ``p_conversion`` columns) -> :class:`FitResult` (JSON and plots optional).
+joint training for up to ``train.epochs`` epochs, validated every ``train.eval_every`` steps
+and per epoch, keeping the state with the best validation ``train.objective`` -> test
+metrics (and oracle metrics when the test file has the simulator's ``p_click`` /
+``p_conversion`` columns) -> :class:`FitResult` (JSON and plots optional).
 
 Checkpoints are written by the caller (``checkpoints.save_fit``): the model core does no
 checkpoint I/O.
@@ -91,8 +92,12 @@ def run_fit(
         {f"valid_{k}": v for k, v in joint.valid_metrics.items() if k.endswith(("auc", "logloss"))}
     )
     metrics.update(model_report(model))
+    metrics["objective"] = cfg.train.objective  # what chose the kept state (valid split)
     metrics["best_epoch"] = joint.best_epoch
+    metrics["best_step"] = joint.best_step
     metrics["epochs_run"] = joint.epochs_run
+    metrics["steps"] = joint.steps
+    metrics["validation"] = joint.history
     metrics["train_seconds"] = joint.seconds
     metrics["prune_seconds"] = prune_s
     metrics["load_seconds"] = data.seconds
@@ -103,7 +108,11 @@ def run_fit(
     metrics["torch_threads"] = torch.get_num_threads()
     if tickets:
         metrics["pruning"] = {
-            t: {"selected_round": k.selected_round, "rounds": [r.__dict__ for r in k.rounds]}
+            t: {
+                "selected_round": k.selected_round,
+                "rewind_step": k.rewind_step,
+                "rounds": [r.__dict__ for r in k.rounds],
+            }
             for t, k in tickets.items()
         }
     metrics["config"] = to_dict(cfg)

@@ -1,14 +1,30 @@
 """One optimisation step, training passes and batched prediction for every model.
 
-Losses: CTR is BCE on all rows. CVR is either BCE on clicked rows only (``clicked``) or,
-ESMM-style (``entire_space``), BCE of CTCVR = pCTR * pCVR against click ∧ conversion on all
-rows. Models with ``entire_space = True`` (esmm) always use the latter.
+Losses (:func:`task_losses`): CTR is BCE on all rows. The CVR objective is the model's own
+(``MultiTaskModel.cvr_objective``: esmm / aitm ``entire_space``, escm2 ``counterfactual``)
+or else ``train.cvr_loss``:
+
+* ``clicked``: BCE of pCVR on clicked rows only;
+* ``entire_space`` (ESMM): BCE of CTCVR = pCTR * pCVR against click ∧ conversion, all rows;
+* ``counterfactual`` (ESCM², IPS): ``ips_weight`` * mean over all rows of
+  click * BCE(pCVR, conversion) / max(pCTR, min_propensity) (pCTR without gradient) plus
+  ``ctcvr_weight`` * the CTCVR loss (weights from the model's config).
+
+``cvr_weight`` is CVR's share of every update. Adam divides a constant loss scale out of any
+parameter only one task trains, so the weight acts twice: as the loss weight where both
+tasks' gradients meet in one Adam state (shared embeddings, shared bottoms), and as a
+step-size multiplier of the parameters only CVR trains (its tower, its masked-weight state in
+sparse sharing, see :meth:`~lt4rec.models.blocks.MultiTaskModel.own_parameters`).
 
 For the sparse-shared model the step keeps the masked weights ``W ⊙ M_t`` of each task as
 separate graph nodes, so one backward pass yields every task's own gradient, which the
 :class:`~lt4rec.train.optim.TaskMaskedAdam` applies with that task's state and mask. With
 the ``clicked`` loss its CVR path only runs the clicked rows (the others do not enter the
 loss), which halves the cost of a joint step and makes CVR-only pruning rounds cheap.
+
+``embedding_l2`` is a row-wise L2 penalty ``l2 * ||row||^2 / 2`` on each embedding row a
+batch touches (its gradient ``l2 * row`` is added to the row's gradient before Adam): rare
+hashed ids, whose loss gradient is small, are pulled to zero; frequent ones barely feel it.
 """
 
 from __future__ import annotations
@@ -20,12 +36,14 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from lt4rec.config.model import ModelConfig
 from lt4rec.data.batch import TASKS, Batch
 from lt4rec.models.blocks import EmbeddingBlock, MultiTaskModel
 from lt4rec.models.sparse_sharing import SparseSharing
 from lt4rec.train.optim import TaskMaskedAdam
 
 _EPS = 1e-7
+CVR_LOSSES = ("clicked", "entire_space", "counterfactual")
 
 
 def make_optimizer(model: MultiTaskModel, lr: float, weight_decay: float = 0.0) -> TaskMaskedAdam:
@@ -37,33 +55,71 @@ def make_optimizer(model: MultiTaskModel, lr: float, weight_decay: float = 0.0) 
             owners[t] = {}
             for i, lay in enumerate(model.masked_layers()):
                 owners[t][f"layers.{i}.weight"] = lay.mask(t)
-                owners[t][f"layers.{i}.bias.{t}"] = None
+            owners[t].update({n: None for n in model.own_parameters(t)})
     return TaskMaskedAdam(params, owners, lr=lr, weight_decay=weight_decay)
+
+
+def set_embeddings_trainable(model: MultiTaskModel, trainable: bool) -> None:
+    """Freeze or unfreeze every embedding table of ``model`` (frozen: no row gradients, no
+    update, and a cheaper backward pass)."""
+    for mod in model.modules():
+        if isinstance(mod, EmbeddingBlock):
+            mod.weight.requires_grad_(trainable)
+
+
+def cvr_objective(model: MultiTaskModel, cvr_loss: str) -> str:
+    """The CVR loss a step of ``model`` uses: the model's own objective, else ``cvr_loss``."""
+    objective = model.cvr_objective or cvr_loss
+    if objective not in CVR_LOSSES:
+        raise ValueError(f"unknown CVR loss {objective!r} (known: {', '.join(CVR_LOSSES)})")
+    return objective
+
+
+def _ctcvr_loss(logits: dict[str, torch.Tensor], batch: Batch) -> torch.Tensor:
+    # log p(ctcvr) = logsigmoid(a) + logsigmoid(b), computed stably.
+    log_p = F.logsigmoid(logits["ctr"]) + F.logsigmoid(logits["cvr"])  # [B]
+    log_q = torch.log1p(-log_p.exp().clamp(max=1 - _EPS))
+    y = batch.click * batch.conversion
+    return -(y * log_p + (1 - y) * log_q).mean()
+
+
+def _counterfactual_loss(
+    logits: dict[str, torch.Tensor], batch: Batch, cfg: ModelConfig
+) -> torch.Tensor:
+    """ESCM²-IPS: IPS-weighted CVR risk over all rows + weighted CTCVR loss."""
+    propensity = torch.sigmoid(logits["ctr"]).detach().clamp(min=cfg.min_propensity)  # [B]
+    bce = F.binary_cross_entropy_with_logits(logits["cvr"], batch.conversion, reduction="none")
+    ips = (batch.click * bce / propensity).mean()
+    return cfg.ips_weight * ips + cfg.ctcvr_weight * _ctcvr_loss(logits, batch)
 
 
 def task_losses(
     logits: dict[str, torch.Tensor],
     batch: Batch,
     *,
-    entire_space: bool,
+    entire_space: bool = False,
     tasks: Sequence[str] = TASKS,
     cvr_clicked_only: bool = False,
+    objective: str | None = None,
+    model_cfg: ModelConfig | None = None,
 ) -> dict[str, torch.Tensor]:
     """Mean loss per task in ``tasks`` (scalar tensors).
 
+    ``objective`` (``clicked`` / ``entire_space`` / ``counterfactual``) names the CVR loss;
+    when None, ``entire_space`` picks between the first two (the older call style).
+    ``model_cfg`` gives the counterfactual loss its weights (defaults when None).
     ``cvr_clicked_only``: ``logits["cvr"]`` holds only the clicked rows of ``batch``, in
     order (the sparse-sharing step skips the CVR path for unclicked rows).
     """
+    objective = objective or ("entire_space" if entire_space else "clicked")
     out: dict[str, torch.Tensor] = {}
     if "ctr" in tasks:
         out["ctr"] = F.binary_cross_entropy_with_logits(logits["ctr"], batch.click)
     if "cvr" in tasks:
-        if entire_space:
-            # log p(ctcvr) = logsigmoid(a) + logsigmoid(b), computed stably.
-            log_p = F.logsigmoid(logits["ctr"]) + F.logsigmoid(logits["cvr"])  # [B]
-            log_q = torch.log1p(-log_p.exp().clamp(max=1 - _EPS))
-            y = batch.click * batch.conversion
-            out["cvr"] = -(y * log_p + (1 - y) * log_q).mean()
+        if objective == "entire_space":
+            out["cvr"] = _ctcvr_loss(logits, batch)
+        elif objective == "counterfactual":
+            out["cvr"] = _counterfactual_loss(logits, batch, model_cfg or ModelConfig())
         else:
             clicked = batch.click > 0
             if cvr_clicked_only:
@@ -87,18 +143,24 @@ def train_step(
     cvr_loss: str = "clicked",
     cvr_weight: float = 1.0,
     tasks: Sequence[str] = TASKS,
+    embedding_l2: float = 0.0,
 ) -> dict[str, float]:
-    """One forward/backward/update on ``batch`` with the losses of ``tasks``."""
+    """One forward/backward/update on ``batch`` with the losses of ``tasks``.
+
+    Returns the unweighted loss of each task in ``tasks``; ``cvr_weight`` and
+    ``embedding_l2`` are described in the module docstring.
+    """
     model.train()
     opt.zero_grad()
-    entire = model.entire_space or cvr_loss == "entire_space"
+    objective = cvr_objective(model, cvr_loss)
+    all_rows = objective != "clicked"
     ws: dict[str, list[torch.Tensor]] = {}
     if isinstance(model, SparseSharing):
-        if tuple(tasks) == ("cvr",) and not entire:
+        if tuple(tasks) == ("cvr",) and not all_rows:
             batch = batch.take(batch.click > 0)  # CVR alone needs the clicked rows only
         x = model.embed(batch)  # [B, in_dim]
         clicked = batch.click > 0
-        need = set(tasks) | ({"ctr"} if entire and "cvr" in tasks else set())
+        need = set(tasks) | ({"ctr"} if all_rows and "cvr" in tasks else set())
         logits = {}
         for t in TASKS:
             if t in need:
@@ -106,13 +168,16 @@ def train_step(
                 for w in ws[t]:
                     w.retain_grad()
                 # CVR on clicked rows only: its path never sees the other rows' inputs.
-                xin = x[clicked] if t == "cvr" and not entire else x
+                xin = x[clicked] if t == "cvr" and not all_rows else x
                 logits[t] = model.mlp_forward(xin, t, ws[t])
         losses = task_losses(
-            logits, batch, entire_space=entire, tasks=tasks, cvr_clicked_only=not entire
-        )
+            logits, batch, tasks=tasks, cvr_clicked_only=not all_rows, objective=objective,
+            model_cfg=model.cfg,
+        )  # fmt: skip
     else:
-        losses = task_losses(model(batch), batch, entire_space=entire, tasks=tasks)
+        losses = task_losses(
+            model(batch), batch, tasks=tasks, objective=objective, model_cfg=model.cfg
+        )
     total = sum((cvr_weight if t == "cvr" else 1.0) * v for t, v in losses.items())
     assert isinstance(total, torch.Tensor)
     total.backward()
@@ -123,15 +188,24 @@ def train_step(
             for i, (lay, w) in enumerate(zip(model.masked_layers(), wl, strict=True)):
                 if w.grad is not None:
                     g[f"layers.{i}.weight"] = w.grad * lay.mask(t)  # dL_t/dW, [out, in]
-                b = lay.bias[t]
-                if b.grad is not None:
-                    g[f"layers.{i}.bias.{t}"] = b.grad
+            for name, p in model.own_parameters(t).items():
+                if p.grad is not None:
+                    g[name] = p.grad
             grads[t] = g
     rows: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     for name, mod in model.named_modules():
         if isinstance(mod, EmbeddingBlock) and (rg := mod.row_grad()) is not None:
-            rows[f"{name}.weight"] = rg
-    opt.step(grads, rows)
+            uniq, g_rows = rg  # [U], [U, dim]
+            if embedding_l2 > 0:
+                g_rows = g_rows + embedding_l2 * mod.weight.detach()[uniq]
+            rows[f"{name}.weight"] = (uniq, g_rows)
+    task_scale = param_scale = None
+    if cvr_weight != 1.0:
+        if isinstance(model, SparseSharing):
+            task_scale = {"cvr": cvr_weight}
+        else:
+            param_scale = {n: cvr_weight for n in model.own_parameters("cvr")}
+    opt.step(grads, rows, task_scale=task_scale, param_scale=param_scale)
     return {t: float(v.detach()) for t, v in losses.items()}
 
 

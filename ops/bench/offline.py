@@ -24,7 +24,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-MODELS = ("single", "shared_bottom", "esmm", "mmoe", "ple", "cross_stitch", "sparse_sharing")
+MODELS = (
+    "single", "shared_bottom", "esmm", "mmoe", "ple", "cross_stitch", "aitm", "escm2",
+    "sparse_sharing",
+)  # fmt: skip
 COLUMNS = (  # (metrics key, header, format)
     ("ctr_auc", "CTR AUC", ".4f"),
     ("cvr_auc", "CVR AUC", ".4f"),
@@ -51,6 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="model seeds")
     p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     p.add_argument("--out", type=Path, default=Path("runs/bench/offline"))
+    p.add_argument("--data-dir", type=Path, default=None, help="data cache (default OUT/data)")
     p.add_argument("--config", type=Path, default=None, help="TOML config (as `lt4rec fit`)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=V")
     p.add_argument("--no-sparse-bench", action="store_true", help="skip sparse inference timing")
@@ -61,13 +65,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def data_root(args: argparse.Namespace) -> Path:
+    """Where data sets are generated / cached: ``--data-dir``, else ``OUT/data``."""
+    root = getattr(args, "data_dir", None)
+    return Path(root) if root is not None else args.out / "data"
+
+
 def prepare_data(args: argparse.Namespace, dataset: str, cfg: Any) -> Path:
     """Generate (or reuse) ``train/valid/test.parquet`` + ``spec.json``; return the folder."""
     if dataset == "sim":
         from lt4rec.data.simulator import simulate
 
         days = args.days or cfg.sim.days
-        out = args.out / "data" / f"sim-n{args.impressions}-d{days}-s{args.data_seed}"
+        out = data_root(args) / f"sim-n{args.impressions}-d{days}-s{args.data_seed}"
         if not (out / "spec.json").is_file():
             sim = dataclasses.replace(
                 cfg.sim, impressions=args.impressions, days=days, seed=args.data_seed
@@ -77,7 +87,7 @@ def prepare_data(args: argparse.Namespace, dataset: str, cfg: Any) -> Path:
     else:
         from lt4rec.data.tencent import split_tencent
 
-        out = args.out / "data" / f"tencent-s{args.data_seed}"
+        out = data_root(args) / f"tencent-s{args.data_seed}"
         if not (out / "spec.json").is_file():
             print(f"[data] splitting the Tencent sample into {out}", flush=True)
             split_tencent(None, out, seed=args.data_seed)
