@@ -29,13 +29,15 @@ from lt4rec.data.batch import TASKS
 from lt4rec.models.blocks import MultiTaskModel
 from lt4rec.pruning.imp import Ticket
 from lt4rec.train.optim import TaskMaskedAdam
+from lt4rec.train.loop import Predictions, predict
 from lt4rec.train.steps import (
-    evaluate,
+    eval_batches,
     init_model,
     install_tickets,
     load_splits,
     model_report,
     oracle_columns,
+    prediction_metrics,
     resolve_device,
     search_tickets,
     train_joint,
@@ -56,6 +58,7 @@ class FitResult:
     tickets: dict[str, Ticket]
     steps: int  # optimiser steps of joint training
     train_rows: int
+    test_predictions: Predictions | None = None  # in test-file row order
 
 
 def run_fit(
@@ -87,7 +90,8 @@ def run_fit(
 
     oracle = oracle_columns(test, len(data.test))
     metrics: dict[str, Any] = {"model": cfg.model.name, "seed": cfg.train.seed}
-    metrics.update(evaluate(model, data.test, device, cfg.data.batch_size, oracle))
+    preds = predict(model, eval_batches(data.test, cfg.data.batch_size), device)
+    metrics.update(prediction_metrics(preds, oracle))
     metrics.update(
         {f"valid_{k}": v for k, v in joint.valid_metrics.items() if k.endswith(("auc", "logloss"))}
     )
@@ -124,7 +128,7 @@ def run_fit(
         write_plots(metrics, tickets, plots_dir)
     return FitResult(
         model, joint.optimizer, data.spec, data.normalizer, metrics, tickets, joint.steps,
-        len(data.train),
+        len(data.train), preds,
     )  # fmt: skip
 
 

@@ -39,7 +39,13 @@ from lt4rec.models.sparse_sharing import SparseSharing
 from lt4rec.pruning.imp import RoundResult, Ticket, find_ticket
 from lt4rec.pruning.rewind import merge_rewind_states
 from lt4rec.report.sharing import sharing_report
-from lt4rec.train.loop import make_optimizer, predict, set_embeddings_trainable, train_step
+from lt4rec.train.loop import (
+    Predictions,
+    make_optimizer,
+    predict,
+    set_embeddings_trainable,
+    train_step,
+)
 from lt4rec.train.optim import TaskMaskedAdam, scheduled_lr
 from lt4rec.train.progress import log, track
 
@@ -295,6 +301,13 @@ def evaluate(
     """AUC / logloss / CTCVR (and GAUC when ``gauc`` and the data has users) of ``model``
     on ``ds``, plus the oracle's metrics when ``oracle`` is given."""
     p = predict(model, eval_batches(ds, batch_size), device)
+    return prediction_metrics(p, oracle, gauc)
+
+
+def prediction_metrics(
+    p: Predictions, oracle: dict[str, np.ndarray] | None = None, gauc: bool = True
+) -> dict[str, float]:
+    """The metrics of :func:`evaluate` from predictions already made."""
     user = p.user if gauc else None
     out = dict(evaluate_predictions(p.p_ctr, p.p_cvr, p.click, p.conversion, user))
     if oracle is not None:
