@@ -60,6 +60,12 @@ class ModelConfig:
             raise ValueError("min_propensity must be in (0, 1]")
 
 
+# Model keys added after checkpoints were first written, with the value a stored model
+# config that lacks them meant (read by the checkpoint loader: an older checkpoint rebuilds
+# exactly the network it was trained as).
+LEGACY_MODEL_KEYS: dict[str, object] = {"interaction": "none"}
+
+
 @dataclass(frozen=True)
 class PruneConfig:
     """Iterative magnitude pruning with rewinding (lottery tickets), one mask per task."""
