@@ -31,12 +31,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from lt4rec.config.model import ModelConfig
+from lt4rec.config.model import ModelConfig, TrainConfig
 from lt4rec.data.batch import TASKS, Batch
 from lt4rec.models.blocks import EmbeddingBlock, MultiTaskModel
 from lt4rec.models.sparse_sharing import SparseSharing
@@ -133,6 +134,17 @@ def task_losses(
             else:
                 out["cvr"] = logits["cvr"].sum() * 0.0
     return out
+
+
+def step_options(train: TrainConfig) -> dict[str, Any]:
+    """The keyword arguments of :func:`train_step` that ``[train]`` configures, so that
+    every consumer (joint training, the online worker, re-pruning) trains alike:
+    ``train_step(model, batch, opt, **step_options(cfg.train))``."""
+    return {
+        "cvr_loss": train.cvr_loss,
+        "cvr_weight": train.cvr_weight,
+        "embedding_l2": train.embedding_l2,
+    }
 
 
 def train_step(

@@ -44,6 +44,7 @@ from lt4rec.train.loop import (
     make_optimizer,
     predict,
     set_embeddings_trainable,
+    step_options,
     train_step,
 )
 from lt4rec.train.optim import TaskMaskedAdam, scheduled_lr
@@ -251,14 +252,7 @@ def train_joint(
         batches = train.batches(bs, shuffle=True, generator=gen)
         for batch in track(batches, steps_per_epoch, f"{cfg.model.name} epoch {epoch}", progress):
             opt.lr = scheduled_lr(tc.lr, steps, total_steps, tc.warmup_steps, tc.lr_decay)
-            train_step(
-                model,
-                batch.to(device),
-                opt,
-                cvr_loss=tc.cvr_loss,
-                cvr_weight=tc.cvr_weight,
-                embedding_l2=tc.embedding_l2,
-            )
+            train_step(model, batch.to(device), opt, **step_options(tc))
             n_seen += len(batch)
             steps += 1
             if tc.eval_every and steps % tc.eval_every == 0 and steps % steps_per_epoch:

@@ -219,7 +219,9 @@ def paired_tests(
             ot = np.load(run_dir / f"{best}-seed{seed}.pred.npz")
             rows = ss["click"] > 0.5 if task == "cvr" else np.ones(ss["click"].size, bool)
             label = (ss["conversion"] if task == "cvr" else ss["click"])[rows]
-            if not np.array_equal(label, (ot["conversion"] if task == "cvr" else ot["click"])[rows]):
+            if not np.array_equal(
+                label, (ot["conversion"] if task == "cvr" else ot["click"])[rows]
+            ):
                 raise ValueError(f"seed {seed}: {best} was scored on other test rows")
             d = paired_bootstrap(ss[f"p_{task}"][rows], ot[f"p_{task}"][rows], label,
                                  n_boot=n_boot, seed=seed, margin=need)  # fmt: skip

@@ -180,3 +180,22 @@ def test_tune_gives_every_model_the_budget_on_validation_only_and_resumes(
     assert tune.main(argv) == 0 and len(seen) == 6
     argv[argv.index("--trials") + 1] = "4"
     assert tune.main(argv) == 0 and len(seen) == 8
+
+
+def test_ablate_compares_variants_on_validation(tmp_path, capsys):
+    sys.path.insert(0, str(REPO / "ops" / "bench"))
+    try:
+        ablate = _load("ablate")
+    finally:
+        sys.path.remove(str(REPO / "ops" / "bench"))
+    torch.set_num_threads(1)
+    argv = ["--impressions", "3000", "--days", "2", "--model", "sparse_sharing", "--seeds", "0",
+            "--variant", "base=", "--variant", "own=model.output_layer=per_task,prune.rounds=1",
+            "--out", str(tmp_path), "--set", "data.hash_buckets=1009", "--set",
+            "train.threads=1"]  # fmt: skip
+    assert ablate.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "| own | `model.output_layer=per_task prune.rounds=1` |" in out
+    rec = json.loads((tmp_path / "sparse_sharing" / "own-seed0.json").read_text())
+    assert rec["sets"] == ["model.output_layer=per_task", "prune.rounds=1"]
+    assert len(rec["pruning"]["ctr"]["rounds"]) == 2
