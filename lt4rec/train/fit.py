@@ -28,8 +28,8 @@ from lt4rec.data import FeatureSpec, Normalizer
 from lt4rec.data.batch import TASKS
 from lt4rec.models.blocks import MultiTaskModel
 from lt4rec.pruning.imp import Ticket
-from lt4rec.train.optim import TaskMaskedAdam
 from lt4rec.train.loop import Predictions, predict
+from lt4rec.train.optim import TaskMaskedAdam
 from lt4rec.train.steps import (
     eval_batches,
     init_model,

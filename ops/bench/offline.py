@@ -128,8 +128,8 @@ def run_one(args: argparse.Namespace, data: Path, run_dir: Path, model: str, see
         save_fit(ckpt, cfg, result)
     p = result.test_predictions
     assert p is not None
-    np.savez_compressed(pred_path, p_ctr=p.p_ctr.astype(np.float32),
-                        p_cvr=p.p_cvr.astype(np.float32), click=p.click, conversion=p.conversion)  # fmt: skip
+    preds = {"p_ctr": p.p_ctr.astype(np.float32), "p_cvr": p.p_cvr.astype(np.float32)}
+    np.savez_compressed(pred_path, **preds, click=p.click, conversion=p.conversion)
     metrics = result.metrics
     took = time.perf_counter() - start
     auc = f"ctr_auc={metrics.get('ctr_auc'):.4f} cvr_auc={metrics.get('cvr_auc'):.4f}"

@@ -162,7 +162,8 @@ def test_tune_gives_every_model_the_budget_on_validation_only_and_resumes(
     monkeypatch.setattr(tune, "PROFILE_FILE", profiles)
     argv = ["--impressions", "3000", "--days", "2", "--trials", "3", "--startup", "1",
             "--models", "shared_bottom", "sparse_sharing", "--out", str(tmp_path / "t"),
-            "--set", "data.hash_buckets=1009", "--set", "train.threads=1", "--write-profiles"]  # fmt: skip
+            "--set", "data.hash_buckets=1009", "--set", "train.threads=1",
+            "--write-profiles"]  # fmt: skip
     assert tune.main(argv) == 0
     assert len(seen) == 6 and all(v == t and v.endswith("valid.parquet") for v, t in seen)
     best = json.loads((tmp_path / "t" / "best.json").read_text())
