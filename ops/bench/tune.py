@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Equal-budget tuning: every model gets the same number of trials over its own key settings.
 
-    nice -n 10 .venv/bin/python ops/bench/tune.py --impressions 300000 --trials 12 \
+    nice -n 10 .venv/bin/python ops/bench/tune.py --impressions 1000000 --trials 8 \
         --out runs/tune/300k --set train.threads=1 [--models ...] [--write-profiles]
 
 Each trial is one ``run_fit`` of the model with a sampled configuration (Optuna's TPE
@@ -39,12 +39,12 @@ REPO = Path(__file__).resolve().parents[2]
 PROFILE_FILE = REPO / "lt4rec" / "config" / "profiles.toml"
 MODELS = offline.MODELS
 
-# Settings fixed for every model and trial (part of every profile): up to 4 epochs,
-# validated every 100 steps, stopping after 3 validations without improvement.
+# Settings fixed for every model and trial (part of every profile): up to 3 epochs,
+# validated every 100 steps, stopping after 2 validations without improvement.
 FIXED: dict[str, Any] = {
-    "train.epochs": 4,
+    "train.epochs": 3,
     "train.eval_every": 100,
-    "train.patience": 3,
+    "train.patience": 2,
 }
 WIDTHS = {"128": [128], "256-128": [256, 128], "512-256": [512, 256], "256-128-64": [256, 128, 64]}
 TOWERS = {"none": [], "32": [32], "64": [64], "128-64": [128, 64]}
@@ -78,10 +78,10 @@ def space(model: str, trial: optuna.Trial) -> dict[str, Any]:
         t = trial.suggest_categorical("model.tower", ["32", "64", "128-64"])
         out.update({"model.expert_hidden": WIDTHS[e], "model.tower": TOWERS[t]})
     elif model == "sparse_sharing":
-        out.update(_mlp(trial, ["256-128", "512-256"], ["64", "128-64"]))
+        out.update(_mlp(trial, ["256-128", "256-128-64"], ["32", "64"]))
         out.update(_pruning(trial))
     else:
-        out.update(_mlp(trial, ["128", "256-128", "512-256"], ["none", "32", "64"]))
+        out.update(_mlp(trial, ["128", "256-128", "256-128-64"], ["none", "32", "64"]))
     if model == "escm2":
         out["model.ips_weight"] = trial.suggest_float("model.ips_weight", 0.1, 2.0, log=True)
         out["model.ctcvr_weight"] = trial.suggest_float("model.ctcvr_weight", 0.1, 2.0, log=True)
@@ -94,17 +94,21 @@ def _pruning(trial: optuna.Trial) -> dict[str, Any]:
     rounds = trial.suggest_int("prune.rounds", 2, 3)
     ctr_d = trial.suggest_float("ctr_density", 0.2, 0.29)
     cvr_d = trial.suggest_float("cvr_density", 0.08, 0.29)
+    frac = trial.suggest_float("prune.round_fraction", 0.2, 0.5)
+    loss = trial.suggest_categorical("train.cvr_loss", ["clicked", "entire_space"])
     return {
         "prune.rounds": rounds,
         "prune.rate": round(1 - ctr_d ** (1 / rounds), 4),
         "prune.cvr_rate": round(1 - cvr_d ** (1 / rounds), 4),
         "prune.select": "last",
-        "prune.round_fraction": trial.suggest_float("prune.round_fraction", 0.2, 0.6),
+        "prune.round_fraction": frac,
+        # clicked-rows CVR rounds are ~1/CTR times cheaper; entire-space ones are not
+        "prune.cvr_round_fraction": 1.0 if loss == "clicked" else frac,
         "prune.rewind_fraction": trial.suggest_float("prune.rewind_fraction", 0.0, 0.25),
         "model.output_layer": trial.suggest_categorical(
             "model.output_layer", ["shared", "per_task"]
         ),
-        "train.cvr_loss": trial.suggest_categorical("train.cvr_loss", ["clicked", "entire_space"]),
+        "train.cvr_loss": loss,
     }
 
 
@@ -236,7 +240,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--days", type=int, default=None)
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    p.add_argument("--trials", type=int, default=12, help="trials per model (the budget)")
+    p.add_argument("--trials", type=int, default=8, help="trials per model (the budget)")
     p.add_argument("--startup", type=int, default=5, help="random trials before TPE")
     p.add_argument("--sampler-seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("runs/tune"))
