@@ -93,6 +93,9 @@ class PruneConfig:
     cvr_round_fraction: float = 1.0
     # Rounds of the CVR search (None: ``rounds``).
     cvr_rounds: int | None = None
+    # CVR loss of the ticket search: "train" = train.cvr_loss (an all-rows loss also trains
+    # the dense CTR view for pCTR, as costly as a CTR round), "clicked" = clicked rows only.
+    search_cvr_loss: Literal["train", "clicked"] = "train"
     # Joint training starts from the initial weights ("init") or from the tickets' merged
     # rewind-step states ("rewind": the ticket is the mask WITH its step-k weights).
     # (chosen on validation, 1M simulator, seeds 0-2: valid CTR AUC +0.004, CVR +0.001)

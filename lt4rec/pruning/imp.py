@@ -112,7 +112,8 @@ def find_ticket(
     mask = Mask.ones_like({n: params[n] for n in names})
     rewind_at = rewind_point(prune_cfg, steps_per_round)
     # CVR with an all-rows objective needs pCTR: its rounds also train the (dense) CTR view.
-    objective = cvr_objective(model, train_cfg.cvr_loss)
+    loss = "clicked" if prune_cfg.search_cvr_loss == "clicked" else train_cfg.cvr_loss
+    objective = cvr_objective(model, loss)
     tasks = ("ctr", "cvr") if task == "cvr" and objective != "clicked" else (task,)
     rewind: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None] = (
         {k: v.clone() for k, v in init_state.items()},

@@ -131,6 +131,13 @@ def test_cvr_search_with_an_all_rows_objective_trains_the_ctr_view_too(setup):
         lambda: valid.batches(128, False), hp, TrainConfig(lr=0.01), torch.device("cpu"), 4,
     )  # fmt: skip
     assert torch.equal(model2.layers[0].bias["ctr"].detach(), init2["layers.0.bias.ctr"])
+    model3, init3, *_ = setup(search_cvr_loss="clicked")  # the cheap search, whatever the loss
+    find_ticket(
+        "cvr", model3, init3, lambda: train.batches(64, True, g),
+        lambda: valid.batches(128, False), dataclasses.replace(hp, search_cvr_loss="clicked"),
+        TrainConfig(lr=0.01, cvr_loss="entire_space"), torch.device("cpu"), 4,
+    )  # fmt: skip
+    assert torch.equal(model3.layers[0].bias["ctr"].detach(), init3["layers.0.bias.ctr"])
 
 
 def test_per_task_output_layers_leave_every_masked_layer_hidden():
