@@ -79,10 +79,10 @@ class Checkpoint:
     def build_model(self) -> nn.Module:
         """Rebuild the model (registry) and load the saved weights and mask buffers."""
         from lt4rec.config.loader import build
-        from lt4rec.config.model import ModelConfig
+        from lt4rec.config.model import LEGACY_MODEL_KEYS, ModelConfig
         from lt4rec.models import build_model
 
-        cfg = build(ModelConfig, self.model_config, "model")
+        cfg = build(ModelConfig, {**LEGACY_MODEL_KEYS, **self.model_config}, "model")
         model = build_model(cfg, self.field_schema())
         model.load_state_dict(self.state_dict)
         return model

@@ -10,8 +10,9 @@ from lt4rec.config.data import DataConfig, SimConfig
 from lt4rec.config.feedback import FeedbackConfig
 from lt4rec.config.joiner import ArchiveConfig, JoinerConfig, StoreConfig
 from lt4rec.config.kafka import KafkaConfig, MetricsConfig, TopicsConfig
-from lt4rec.config.loader import ConfigError, load, to_dict, to_toml
+from lt4rec.config.loader import ConfigError, build, read, to_dict, to_toml
 from lt4rec.config.model import ModelConfig, PruneConfig, TrainConfig
+from lt4rec.config.profiles import with_profile
 from lt4rec.config.publish import PublishConfig
 from lt4rec.config.registry import RegistryConfig
 from lt4rec.config.reprune import RepruneConfig, SchedulerConfig
@@ -50,8 +51,9 @@ class AppConfig:
 
 
 def load_app_config(path: Path | str | None = None, overrides: Sequence[str] = ()) -> AppConfig:
-    """Read the effective configuration: defaults < TOML file < ``--set`` overrides."""
-    return load(AppConfig, path, overrides)
+    """Read the effective configuration: defaults < the chosen model's tuned profile
+    (:mod:`lt4rec.config.profiles`) < TOML file < ``--set`` overrides."""
+    return build(AppConfig, with_profile(read(path, overrides), ModelConfig.name))
 
 
 __all__ = [

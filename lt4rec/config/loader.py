@@ -134,6 +134,11 @@ def build(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
 
 def load(cls: type[T], path: Path | str | None = None, overrides: Sequence[str] = ()) -> T:
     """Read ``path`` (TOML, optional), apply ``overrides`` and build ``cls``."""
+    return build(cls, read(path, overrides))
+
+
+def read(path: Path | str | None = None, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """The raw settings of ``path`` (TOML, optional) with ``overrides`` merged in."""
     data: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
@@ -154,7 +159,18 @@ def load(cls: type[T], path: Path | str | None = None, overrides: Sequence[str] 
     for item in overrides:
         keys, value = parse_override(item)
         _merge(data, keys, value)
-    return build(cls, data)
+    return data
+
+
+def merge_under(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``top`` merged over it, table by table (``top`` wins on every key)."""
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge_under(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

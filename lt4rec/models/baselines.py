@@ -7,7 +7,7 @@ from torch import nn
 
 from lt4rec.config.model import ModelConfig
 from lt4rec.data.batch import TASKS, Batch, FieldSchema
-from lt4rec.models.blocks import EmbeddingBlock, MultiTaskModel, mlp, out_width
+from lt4rec.models.blocks import MultiTaskModel, embedding_block, mlp, out_width
 
 
 class SingleTask(MultiTaskModel):
@@ -17,7 +17,7 @@ class SingleTask(MultiTaskModel):
 
     def __init__(self, cfg: ModelConfig, schema: FieldSchema) -> None:
         super().__init__(cfg, schema)
-        blocks = {t: EmbeddingBlock(schema, cfg.embedding_dim) for t in TASKS}
+        blocks = {t: embedding_block(cfg, schema) for t in TASKS}
         self.embeddings = nn.ModuleDict(blocks)
         d = blocks[TASKS[0]].out_dim
         widths = (*cfg.bottom, *cfg.tower)
@@ -34,7 +34,7 @@ class SharedBottom(MultiTaskModel):
 
     def __init__(self, cfg: ModelConfig, schema: FieldSchema) -> None:
         super().__init__(cfg, schema)
-        self.embeddings = EmbeddingBlock(schema, cfg.embedding_dim)
+        self.embeddings = embedding_block(cfg, schema)
         self.bottom = mlp(self.embeddings.out_dim, cfg.bottom, cfg.dropout)
         d = out_width(self.embeddings.out_dim, cfg.bottom)
         self.towers = nn.ModuleDict({t: mlp(d, cfg.tower, cfg.dropout, out_dim=1) for t in TASKS})
@@ -51,11 +51,11 @@ class ESMM(MultiTaskModel):
     """
 
     name = "esmm"
-    entire_space = True
+    cvr_objective = "entire_space"
 
     def __init__(self, cfg: ModelConfig, schema: FieldSchema) -> None:
         super().__init__(cfg, schema)
-        self.embeddings = EmbeddingBlock(schema, cfg.embedding_dim)
+        self.embeddings = embedding_block(cfg, schema)
         d = self.embeddings.out_dim
         widths = (*cfg.bottom, *cfg.tower)
         self.towers = nn.ModuleDict({t: mlp(d, widths, cfg.dropout, out_dim=1) for t in TASKS})

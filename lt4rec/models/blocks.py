@@ -14,6 +14,7 @@ from torch.nn import functional as F
 
 from lt4rec.config.model import ModelConfig
 from lt4rec.data.batch import Batch, FieldSchema
+from lt4rec.models.interaction import interaction_block
 
 
 class EmbeddingBlock(nn.Module):
@@ -23,22 +24,28 @@ class EmbeddingBlock(nn.Module):
     in a single 2-D parameter so that a batch is one gather whose gradient covers only the
     rows it touched (the optimiser updates just those rows, see :meth:`row_grad`). Row 0 of
     every table is the padding id and is excluded from mean pooling. Output: ``[B, out_dim]`` with
-    ``out_dim = (n_sparse + n_multi) * dim + n_dense``.
+    ``out_dim = (n_sparse + n_multi) * dim + n_dense`` plus, with ``interaction="dot"``, the
+    ``F * (F - 1) / 2`` pairwise dot products of the ``F = n_sparse + n_multi`` field vectors
+    (:mod:`lt4rec.models.interaction`). :meth:`lookup` and :meth:`combine` split the forward
+    pass so that a model can transform the field vectors (e.g. per-task masks) in between.
     """
 
     offsets: torch.Tensor  # [n_tables] first row of each field's table
 
-    def __init__(self, schema: FieldSchema, dim: int) -> None:
+    def __init__(self, schema: FieldSchema, dim: int, interaction: str = "none") -> None:
         super().__init__()
         self.schema = schema
         self.dim = dim
         n_tables = schema.n_sparse + schema.n_multi
+        self.n_fields = n_tables
         weight = torch.empty(max(n_tables, 1) * schema.hash_buckets, dim)  # [tables*buckets, dim]
         nn.init.normal_(weight, std=0.05)
         self.weight = nn.Parameter(weight)
         offsets = torch.arange(n_tables, dtype=torch.long) * schema.hash_buckets
         self.register_buffer("offsets", offsets, persistent=False)
-        self.out_dim = n_tables * dim + schema.n_dense
+        self.interaction = interaction_block(interaction, n_tables)  # no parameters
+        n_pairs = self.interaction.out_dim if self.interaction is not None else 0
+        self.out_dim = n_tables * dim + schema.n_dense + n_pairs
         self._rows: tuple[torch.Tensor, torch.Tensor] | None = None  # see _lookup
         self._pos: torch.Tensor | None = None  # scratch id -> distinct index, see _distinct
 
@@ -60,6 +67,10 @@ class EmbeddingBlock(nn.Module):
                 )
 
     def forward(self, batch: Batch) -> torch.Tensor:
+        return self.combine(*self.lookup(batch))
+
+    def lookup(self, batch: Batch) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """``(field vectors [B, F, dim] or None, dense features [B, n_dense] or None)``."""
         self.check_batch(batch)
         s = self.schema
         ids = []
@@ -67,20 +78,29 @@ class EmbeddingBlock(nn.Module):
             ids.append(batch.sparse + self.offsets[: s.n_sparse])  # [B, n_sparse]
         if s.n_multi:
             ids.append((batch.multi + self.offsets[s.n_sparse :].view(1, -1, 1)).flatten(1))
-        parts: list[torch.Tensor] = []
+        fields: torch.Tensor | None = None
         if ids:
             flat = torch.cat(ids, dim=1)  # [B, n_sparse + n_multi * L]
             vec = self._lookup(flat)  # [B, n_sparse + n_multi * L, dim]
-            if s.n_sparse:
-                parts.append(vec[:, : s.n_sparse].flatten(1))  # [B, n_sparse * dim]
+            parts = [vec[:, : s.n_sparse]] if s.n_sparse else []  # [B, n_sparse, dim]
             if s.n_multi:
                 mv = vec[:, s.n_sparse :].view(-1, s.n_multi, s.multi_max_len, self.dim)
                 keep = (batch.multi != 0).unsqueeze(-1).to(mv.dtype)  # [B, n_multi, L, 1]
-                pooled = (mv * keep).sum(2) / keep.sum(2).clamp_min(1.0)  # [B, n_multi, dim]
-                parts.append(pooled.flatten(1))
-        if s.n_dense:
-            parts.append(batch.dense.to(self.weight.dtype))  # [B, n_dense]
-        return torch.cat(parts, dim=1)
+                parts.append((mv * keep).sum(2) / keep.sum(2).clamp_min(1.0))  # [B, n_multi, dim]
+            fields = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]  # [B, F, dim]
+        dense = batch.dense.to(self.weight.dtype) if s.n_dense else None  # [B, n_dense]
+        return fields, dense
+
+    def combine(self, fields: torch.Tensor | None, dense: torch.Tensor | None) -> torch.Tensor:
+        """Flat field vectors, dense features and interactions: ``[B, out_dim]``."""
+        parts: list[torch.Tensor] = []
+        if fields is not None:
+            parts.append(fields.flatten(1))  # [B, F * dim]
+        if dense is not None:
+            parts.append(dense)
+        if fields is not None and self.interaction is not None:
+            parts.append(self.interaction(fields))  # [B, F * (F - 1) / 2]
+        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
     def _lookup(self, ids: torch.Tensor) -> torch.Tensor:
         """Rows of ``ids``; when training, through a leaf of the touched rows only.
@@ -118,6 +138,11 @@ class EmbeddingBlock(nn.Module):
         return self._rows[0], self._rows[1].grad
 
 
+def embedding_block(cfg: ModelConfig, schema: FieldSchema) -> EmbeddingBlock:
+    """The embedding block of ``cfg`` (``model.embedding_dim``, ``model.interaction``)."""
+    return EmbeddingBlock(schema, cfg.embedding_dim, cfg.interaction)
+
+
 def mlp(
     in_dim: int, hidden: Sequence[int], dropout: float = 0.0, out_dim: int | None = None
 ) -> nn.Sequential:
@@ -143,12 +168,19 @@ def out_width(in_dim: int, hidden: Sequence[int]) -> int:
 class MultiTaskModel(nn.Module):
     """Base of every model: ``forward(batch) -> {"ctr": logits[B], "cvr": logits[B]}``.
 
-    ``entire_space`` tells the trainer that the CVR head must be trained on all rows through
-    CTCVR = pCTR * pCVR (ESMM) whatever ``train.cvr_loss`` says.
+    ``cvr_objective`` (when not None) is the CVR loss the model is defined with, which wins
+    over ``train.cvr_loss``: ``entire_space`` trains the CVR head on all rows through
+    CTCVR = pCTR * pCVR (ESMM, AITM), ``counterfactual`` adds the IPS-weighted CVR risk
+    (ESCM²); see :func:`lt4rec.train.loop.task_losses`.
     """
 
     name: str = ""
-    entire_space: bool = False
+    cvr_objective: str | None = None
+
+    @property
+    def entire_space(self) -> bool:
+        """True when the model's own CVR objective needs every row (not only clicked ones)."""
+        return self.cvr_objective in ("entire_space", "counterfactual")
 
     def __init__(self, cfg: ModelConfig, schema: FieldSchema) -> None:
         super().__init__()
@@ -158,3 +190,10 @@ class MultiTaskModel(nn.Module):
     def masks(self) -> dict[str, dict[str, torch.Tensor]]:
         """Per-task 0/1 masks by layer name (empty for dense models)."""
         return {}
+
+    def own_parameters(self, task: str) -> dict[str, nn.Parameter]:
+        """Parameters only ``task`` trains, by name: by convention every name with a
+        ``.{task}.`` component (``towers.cvr.0.weight``, ``layers.1.bias.cvr``, ...), i.e.
+        the entries of ``ModuleDict`` / ``ParameterDict`` keyed by task."""
+        key = f".{task}."
+        return {n: p for n, p in self.named_parameters() if key in f".{n}."}

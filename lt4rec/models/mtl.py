@@ -9,7 +9,7 @@ from torch import nn
 
 from lt4rec.config.model import ModelConfig
 from lt4rec.data.batch import TASKS, Batch, FieldSchema
-from lt4rec.models.blocks import EmbeddingBlock, MultiTaskModel, mlp, out_width
+from lt4rec.models.blocks import MultiTaskModel, embedding_block, mlp, out_width
 
 
 class MMoE(MultiTaskModel):
@@ -19,7 +19,7 @@ class MMoE(MultiTaskModel):
 
     def __init__(self, cfg: ModelConfig, schema: FieldSchema) -> None:
         super().__init__(cfg, schema)
-        self.embeddings = EmbeddingBlock(schema, cfg.embedding_dim)
+        self.embeddings = embedding_block(cfg, schema)
         d = self.embeddings.out_dim
         self.bottom = nn.ModuleList(
             [mlp(d, cfg.expert_hidden, cfg.dropout) for _ in range(cfg.experts)]
@@ -49,7 +49,7 @@ class PLE(MultiTaskModel):
 
     def __init__(self, cfg: ModelConfig, schema: FieldSchema) -> None:
         super().__init__(cfg, schema)
-        self.embeddings = EmbeddingBlock(schema, cfg.embedding_dim)
+        self.embeddings = embedding_block(cfg, schema)
         d = self.embeddings.out_dim
         k = cfg.experts
 
@@ -85,7 +85,7 @@ class CrossStitch(MultiTaskModel):
 
     def __init__(self, cfg: ModelConfig, schema: FieldSchema) -> None:
         super().__init__(cfg, schema)
-        self.embeddings = EmbeddingBlock(schema, cfg.embedding_dim)
+        self.embeddings = embedding_block(cfg, schema)
         n = len(TASKS)
         dims = (self.embeddings.out_dim, *cfg.bottom)
         self.bottom = nn.ModuleList(

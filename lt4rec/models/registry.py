@@ -6,11 +6,13 @@ from lt4rec.config.model import ModelConfig
 from lt4rec.data.batch import FieldSchema
 from lt4rec.models.baselines import ESMM, SharedBottom, SingleTask
 from lt4rec.models.blocks import MultiTaskModel
+from lt4rec.models.cvr import AITM, ESCM2
 from lt4rec.models.mtl import PLE, CrossStitch, MMoE
 from lt4rec.models.sparse_sharing import SparseSharing
 
 MODELS: dict[str, type[MultiTaskModel]] = {
-    cls.name: cls for cls in (SingleTask, SharedBottom, ESMM, MMoE, PLE, CrossStitch, SparseSharing)
+    cls.name: cls
+    for cls in (SingleTask, SharedBottom, ESMM, MMoE, PLE, CrossStitch, AITM, ESCM2, SparseSharing)
 }
 
 

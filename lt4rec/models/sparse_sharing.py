@@ -5,6 +5,13 @@ layer keeps one weight matrix shared by all tasks, one 0/1 mask **buffer** per t
 (``layers.{i}.mask_{task}``) and one bias per task (biases are never pruned; keeping them
 per task means no parameter is silently shared outside the masks). Where two tasks' masks
 overlap the weight is shared; elsewhere it is private to one task or pruned for all.
+
+With ``model.output_layer = "per_task"`` the output layer is not part of the shared base:
+each task has its own unpruned ``head.weight.{task}`` [1, tower[-1]] (Sun et al. 2020, and
+the LT4REC authors' code), initialised identically for every task.
+
+A task's *own* parameters (``own_parameters``: its biases and head) are never shared; the
+optimiser gives them that task's state.
 """
 
 from __future__ import annotations
@@ -14,10 +21,11 @@ from typing import cast
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from lt4rec.config.model import ModelConfig
 from lt4rec.data.batch import TASKS, Batch, FieldSchema
-from lt4rec.models.blocks import EmbeddingBlock, MultiTaskModel
+from lt4rec.models.blocks import MultiTaskModel, embedding_block
 from lt4rec.sparse.layers import MaskedLayer
 
 
@@ -44,6 +52,17 @@ class SharedMaskedLinear(nn.Module):
         return self.weight * self.mask(task)  # [out, in]
 
 
+class TaskLinear(nn.Module):
+    """``y_t = x @ W_t.T + b_t`` with an own, unmasked weight per task (same init for all)."""
+
+    def __init__(self, in_dim: int, out_dim: int, tasks: tuple[str, ...]) -> None:
+        super().__init__()
+        w = torch.empty(out_dim, in_dim)  # [out, in]
+        nn.init.kaiming_uniform_(w, a=math.sqrt(5))
+        self.weight = nn.ParameterDict({t: nn.Parameter(w.clone()) for t in tasks})
+        self.bias = nn.ParameterDict({t: nn.Parameter(torch.zeros(out_dim)) for t in tasks})
+
+
 class SparseSharing(MultiTaskModel):
     """Embeddings -> per-task masked views of one base MLP -> one logit per task."""
 
@@ -51,11 +70,13 @@ class SparseSharing(MultiTaskModel):
 
     def __init__(self, cfg: ModelConfig, schema: FieldSchema) -> None:
         super().__init__(cfg, schema)
-        self.embeddings = EmbeddingBlock(schema, cfg.embedding_dim)
-        dims = (self.embeddings.out_dim, *cfg.bottom, *cfg.tower, 1)
+        self.embeddings = embedding_block(cfg, schema)
+        own_head = cfg.output_layer == "per_task"
+        dims = (self.embeddings.out_dim, *cfg.bottom, *cfg.tower, *(() if own_head else (1,)))
         self.layers = nn.ModuleList(
             [SharedMaskedLinear(dims[i], dims[i + 1], TASKS) for i in range(len(dims) - 1)]
         )
+        self.head = TaskLinear(dims[-1], 1, TASKS) if own_head else None
         self.dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
 
     def masked_layers(self) -> list[SharedMaskedLinear]:
@@ -103,11 +124,13 @@ class SparseSharing(MultiTaskModel):
         """Task ``task``'s MLP on embeddings ``x`` [B, in_dim] -> logits [B]."""
         ws = self.task_weights(task) if weights is None else weights
         h = x
-        last = len(self.layers) - 1
+        last = len(self.layers) - (0 if self.head is not None else 1)
         for i, (lay, w) in enumerate(zip(self.masked_layers(), ws, strict=True)):
-            h = torch.nn.functional.linear(h, w, lay.bias[task])
+            h = F.linear(h, w, lay.bias[task])
             if i < last:
                 h = self.dropout(torch.relu(h))
+        if self.head is not None:
+            h = F.linear(h, self.head.weight[task], self.head.bias[task])  # [B, 1]
         return h.squeeze(-1)
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -118,8 +141,8 @@ class SparseSharing(MultiTaskModel):
     @torch.no_grad()
     def export_task_layers(self, task: str) -> list[MaskedLayer]:
         """``task``'s MLP after the embeddings as :class:`MaskedLayer` (bool masks)."""
-        last = len(self.layers) - 1
-        return [
+        last = len(self.layers) - (0 if self.head is not None else 1)
+        out = [
             MaskedLayer(
                 weight=lay.weight.detach().clone(),
                 bias=lay.bias[task].detach().clone(),
@@ -128,3 +151,8 @@ class SparseSharing(MultiTaskModel):
             )
             for i, lay in enumerate(self.masked_layers())
         ]
+        if self.head is not None:
+            w = self.head.weight[task].detach().clone()  # [1, in]
+            b = self.head.bias[task].detach().clone()
+            out.append(MaskedLayer(w, b, torch.ones_like(w, dtype=torch.bool), "none"))
+        return out

@@ -1,10 +1,13 @@
 """Per-task iterative magnitude pruning with rewinding: ``find_ticket``.
 
 Every task starts from the SAME initial weights (one seed) and trains its single-task view
-of the base network (``W ⊙ M_task``, only its own loss; CVR on clicked rows). After each
-round the remaining weights are magnitude-pruned (:func:`~lt4rec.pruning.prune.prune`), the
-weights (and optimiser state) are rewound to the initial weights or to training step
-``rewind_step``, and the network is retrained. Each round is scored on **validation** data
+of the base network (``W ⊙ M_task``, only its own loss; CVR with ``train.cvr_loss``: on
+clicked rows, or with an all-rows objective together with the dense CTR view that gives it
+pCTR). After each round the remaining weights are magnitude-pruned
+(:func:`~lt4rec.pruning.prune.prune`), the weights (and optimiser state) are rewound to the
+initial weights or to training step k (:func:`rewind_point`: ``rewind_step``, or
+``rewind_fraction`` of a round, capped at the round's last step), and the network is
+retrained. Each round is scored on **validation** data
 and the mask is chosen with ``select`` (``best_valid``: the best validation AUC among rounds
 whose MLP density is <= ``max_density``, else the sparsest round; ``last``: the last round).
 With ``rewind = "step"`` the ticket also carries the model state at step k of the dense round
@@ -31,7 +34,8 @@ from lt4rec.metrics.ranking import auc, logloss
 from lt4rec.models.sparse_sharing import SparseSharing
 from lt4rec.pruning.mask import Mask
 from lt4rec.pruning.prune import prune
-from lt4rec.train.loop import make_optimizer, predict, train_step
+from lt4rec.train.loop import cvr_objective, make_optimizer, predict, train_step
+from lt4rec.train.progress import log
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class Ticket:
     rounds: tuple[RoundResult, ...]
     # The whole model's state at the rewind step of the dense round (None: rewind to init).
     rewind_state: dict[str, torch.Tensor] | None = None
+    rewind_step: int = 0  # the step k the rounds were rewound to (0: the initial weights)
 
 
 def select_round(rounds: list[RoundResult], hp: PruneConfig) -> int:
@@ -105,10 +110,11 @@ def find_ticket(
     names = model.layer_names()
     params = dict(model.named_parameters())
     mask = Mask.ones_like({n: params[n] for n in names})
-    # Rewind point: at most a quarter of a round, so small data still rewinds early.
-    rewind_at = (
-        0 if prune_cfg.rewind == "init" else min(prune_cfg.rewind_step, steps_per_round // 4)
-    )
+    rewind_at = rewind_point(prune_cfg, steps_per_round)
+    # CVR with an all-rows objective needs pCTR: its rounds also train the (dense) CTR view.
+    loss = "clicked" if prune_cfg.search_cvr_loss == "clicked" else train_cfg.cvr_loss
+    objective = cvr_objective(model, loss)
+    tasks = ("ctr", "cvr") if task == "cvr" and objective != "clicked" else (task,)
     rewind: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None] = (
         {k: v.clone() for k, v in init_state.items()},
         None,
@@ -134,7 +140,10 @@ def find_ticket(
             if batch is None:
                 it = train_batches()
                 continue
-            train_step(model, batch.to(device), opt, cvr_loss="clicked", tasks=(task,))
+            train_step(
+                model, batch.to(device), opt, cvr_loss=objective, tasks=tasks,
+                embedding_l2=train_cfg.embedding_l2,
+            )  # fmt: skip
             step += 1
         v_auc, v_ll = _score(task, model, valid_batches(), device)
         res = RoundResult(r, mask.density, v_auc, v_ll, step, time.perf_counter() - t0)
@@ -144,7 +153,23 @@ def find_ticket(
             on_round(res)
         if r < prune_cfg.rounds:
             trained = {n: params[n].detach() for n in names}
-            mask = prune(trained, mask, prune_cfg)
+            mask = prune(trained, mask, prune_cfg, has_output=model.head is None)
     chosen = select_round(results, prune_cfg)
     state = None if rewind[1] is None else rewind[0]
-    return Ticket(task, masks[chosen], chosen, tuple(results), state)
+    return Ticket(task, masks[chosen], chosen, tuple(results), state, rewind_at)
+
+
+def rewind_point(hp: PruneConfig, steps_per_round: int) -> int:
+    """The step k pruned rounds rewind to: 0 for ``init``, else ``rewind_fraction`` of a
+    round or ``rewind_step``, capped (and logged) at the round's last step."""
+    if hp.rewind == "init":
+        return 0
+    want = (
+        hp.rewind_step
+        if hp.rewind_fraction is None
+        else round(hp.rewind_fraction * steps_per_round)
+    )
+    k = min(want, max(steps_per_round - 1, 0))
+    if k != want:
+        log(f"prune: rewind step {want} capped at {k} (a round has {steps_per_round} steps)")
+    return k

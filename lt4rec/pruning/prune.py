@@ -3,7 +3,8 @@
 Only weights still kept by ``mask`` compete; pruned entries stay pruned (never revived).
 ``scope="layer"`` removes ``rate`` of each layer's remaining weights; ``scope="global"``
 removes ``rate`` of all remaining hidden-layer weights by one magnitude threshold. The
-output layer (last non-embedding name in ``mask``) is always pruned on its own at
+output layer (last non-embedding name in ``mask``, unless ``has_output=False``: a model whose
+output layers are per task and unmasked) is always pruned on its own at
 ``rate * output_rate_factor``. Names starting with ``embeddings.`` are pruned only when
 ``prune_embeddings`` is set (layer-wise), otherwise their masks are returned unchanged.
 Ties are broken deterministically by position (stable sort).
@@ -37,15 +38,20 @@ def _prune_layer(w: torch.Tensor, m: torch.Tensor, rate: float) -> torch.Tensor:
     return flat_m.view_as(m)
 
 
-def prune(weights: Mapping[str, torch.Tensor], mask: Mask, hparams: PruneConfig) -> Mask:
+def prune(
+    weights: Mapping[str, torch.Tensor],
+    mask: Mask,
+    hparams: PruneConfig,
+    has_output: bool = True,
+) -> Mask:
     """One round of magnitude pruning of ``weights`` restricted to ``mask``."""
     mask.check_shapes(weights)
     w = {n: weights[n].detach().float().cpu() for n in mask}
     out: dict[str, torch.Tensor] = {n: mask[n].clone() for n in mask}
     mlp = [n for n in mask if not n.startswith(EMBEDDING_PREFIX)]
     emb = [n for n in mask if n.startswith(EMBEDDING_PREFIX)]
-    output = mlp[-1:] if mlp else []
-    hidden = mlp[:-1]
+    output = mlp[-1:] if mlp and has_output else []
+    hidden = mlp[: len(mlp) - len(output)]
     for n in output:
         out[n] = _prune_layer(w[n], mask[n], hparams.rate * hparams.output_rate_factor)
     if hparams.prune_embeddings:

@@ -7,7 +7,8 @@ states are merged into one starting state:
 
 * a masked weight entry kept by one or more tasks' masks takes the mean of those tasks'
   step-k values (an entry no task keeps stays at its initial value; it is never used);
-* a task's own parameters (``layers.{i}.bias.{task}``) come from that task's state;
+* a task's own parameters (``layers.{i}.bias.{task}``, ``head.*.{task}``) come from that
+  task's state;
 * everything else (the shared embedding tables) comes from ``primary``'s state (CTR: it saw
   every row during its k steps, CVR only the clicked ones), or with ``primary=None`` is the
   mean of all tasks' states.
@@ -63,6 +64,6 @@ def merge_rewind_states(
         out[name] = torch.where(count > 0, total / count.clamp(min=1), init_state[name])
     for t in tickets:
         for n in init_state:
-            if n.endswith(f".bias.{t}"):
+            if f".{t}." in f".{n}.":  # the task's own parameters (biases, own output layer)
                 out[n] = states[t][n].detach().clone()
     return out

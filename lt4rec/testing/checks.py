@@ -64,8 +64,13 @@ def check_model(
     cfg: ModelConfig | None = None,
     seed: int = 0,
     roundtrip: RoundTrip = state_dict_roundtrip,
+    cvr_loss: str = "clicked",
 ) -> None:
-    """Raise ``AssertionError`` naming the model and the broken property, else return."""
+    """Raise ``AssertionError`` naming the model and the broken property, else return.
+
+    ``cvr_loss`` is the ``train.cvr_loss`` of the optimisation step (a model's own CVR
+    objective wins over it, as in training).
+    """
     schema = schema or random_schema()
     cfg = cfg or ModelConfig(
         name=cast(ModelName, name),
@@ -104,7 +109,7 @@ def check_model(
     }
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
     opt = make_optimizer(model, lr=1e-2)
-    losses = train_step(model, batch, opt, cvr_loss="clicked")
+    losses = train_step(model, batch, opt, cvr_loss=cvr_loss)
     if not all(torch.isfinite(torch.tensor(v)) for v in losses.values()):
         raise _fail(name, f"non-finite loss after one step: {losses}")
     after = dict(model.named_parameters())

@@ -4,7 +4,14 @@
 here so that :mod:`lt4rec.pruning` can use the training step without an import cycle).
 """
 
-from lt4rec.train.loop import Predictions, make_optimizer, predict, task_losses, train_step
+from lt4rec.train.loop import (
+    Predictions,
+    make_optimizer,
+    predict,
+    step_options,
+    task_losses,
+    train_step,
+)
 from lt4rec.train.optim import TaskMaskedAdam
 
 __all__ = [
@@ -12,6 +19,7 @@ __all__ = [
     "TaskMaskedAdam",
     "make_optimizer",
     "predict",
+    "step_options",
     "task_losses",
     "train_step",
 ]

@@ -4,9 +4,10 @@ Flow: encode train/valid/test (normalizer fitted on train only) -> build the mod
 seed -> for ``sparse_sharing`` search each task's ticket by IMP on validation (the CVR ticket
 may use its own rate, ``prune.cvr_rate``) and install the masks on the shared initial
 weights, or with ``prune.joint_start = "rewind"`` on the tickets' merged step-k states ->
-joint training for ``train.epochs`` epochs, keeping the epoch with the best validation
-CTR AUC + CVR AUC -> test metrics (and oracle metrics when the test file has the simulator's
-``p_click`` / ``p_conversion`` columns) -> :class:`FitResult` (JSON and plots optional).
+joint training for up to ``train.epochs`` epochs, validated every ``train.eval_every`` steps
+and per epoch, keeping the state with the best validation ``train.objective`` -> test
+metrics (and oracle metrics when the test file has the simulator's ``p_click`` /
+``p_conversion`` columns) -> :class:`FitResult` (JSON and plots optional).
 
 Checkpoints are written by the caller (``checkpoints.save_fit``): the model core does no
 checkpoint I/O.
@@ -27,14 +28,16 @@ from lt4rec.data import FeatureSpec, Normalizer
 from lt4rec.data.batch import TASKS
 from lt4rec.models.blocks import MultiTaskModel
 from lt4rec.pruning.imp import Ticket
+from lt4rec.train.loop import Predictions, predict
 from lt4rec.train.optim import TaskMaskedAdam
 from lt4rec.train.steps import (
-    evaluate,
+    eval_batches,
     init_model,
     install_tickets,
     load_splits,
     model_report,
     oracle_columns,
+    prediction_metrics,
     resolve_device,
     search_tickets,
     train_joint,
@@ -55,6 +58,7 @@ class FitResult:
     tickets: dict[str, Ticket]
     steps: int  # optimiser steps of joint training
     train_rows: int
+    test_predictions: Predictions | None = None  # in test-file row order
 
 
 def run_fit(
@@ -86,13 +90,18 @@ def run_fit(
 
     oracle = oracle_columns(test, len(data.test))
     metrics: dict[str, Any] = {"model": cfg.model.name, "seed": cfg.train.seed}
-    metrics.update(evaluate(model, data.test, device, cfg.data.batch_size, oracle))
+    preds = predict(model, eval_batches(data.test, cfg.data.batch_size), device)
+    metrics.update(prediction_metrics(preds, oracle))
     metrics.update(
         {f"valid_{k}": v for k, v in joint.valid_metrics.items() if k.endswith(("auc", "logloss"))}
     )
     metrics.update(model_report(model))
+    metrics["objective"] = cfg.train.objective  # what chose the kept state (valid split)
     metrics["best_epoch"] = joint.best_epoch
+    metrics["best_step"] = joint.best_step
     metrics["epochs_run"] = joint.epochs_run
+    metrics["steps"] = joint.steps
+    metrics["validation"] = joint.history
     metrics["train_seconds"] = joint.seconds
     metrics["prune_seconds"] = prune_s
     metrics["load_seconds"] = data.seconds
@@ -103,7 +112,11 @@ def run_fit(
     metrics["torch_threads"] = torch.get_num_threads()
     if tickets:
         metrics["pruning"] = {
-            t: {"selected_round": k.selected_round, "rounds": [r.__dict__ for r in k.rounds]}
+            t: {
+                "selected_round": k.selected_round,
+                "rewind_step": k.rewind_step,
+                "rounds": [r.__dict__ for r in k.rounds],
+            }
             for t, k in tickets.items()
         }
     metrics["config"] = to_dict(cfg)
@@ -115,7 +128,7 @@ def run_fit(
         write_plots(metrics, tickets, plots_dir)
     return FitResult(
         model, joint.optimizer, data.spec, data.normalizer, metrics, tickets, joint.steps,
-        len(data.train),
+        len(data.train), preds,
     )  # fmt: skip
 
 

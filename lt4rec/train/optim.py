@@ -16,6 +16,7 @@ The online worker reuses this optimiser with frozen masks.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
@@ -61,7 +62,12 @@ class TaskMaskedAdam:
 
     @torch.no_grad()
     def _dense_update(
-        self, key: str, p: torch.Tensor, g: torch.Tensor, mask: torch.Tensor | None
+        self,
+        key: str,
+        p: torch.Tensor,
+        g: torch.Tensor,
+        mask: torch.Tensor | None,
+        scale: float = 1.0,
     ) -> None:
         b1, b2 = self.betas
         m, v, step = self._moments(key, p)
@@ -75,11 +81,11 @@ class TaskMaskedAdam:
             upd.add_(p, alpha=self.weight_decay * (1 - b1**t))
         if mask is not None:
             upd.mul_(mask)  # exact zeros where the task's mask is 0
-        p.sub_(upd, alpha=self.lr / (1 - b1**t))
+        p.sub_(upd, alpha=scale * self.lr / (1 - b1**t))
 
     @torch.no_grad()
     def _rows_update(
-        self, key: str, p: torch.Tensor, rows: torch.Tensor, vals: torch.Tensor
+        self, key: str, p: torch.Tensor, rows: torch.Tensor, vals: torch.Tensor, scale: float = 1.0
     ) -> None:
         """Lazy Adam on distinct ``rows`` [R] of ``p`` with gradient ``vals`` [R, ...]."""
         b1, b2 = self.betas
@@ -92,13 +98,16 @@ class TaskMaskedAdam:
         upd = m_r / (v_r / (1 - b2**t)).sqrt_().add_(self.eps)
         if self.weight_decay:
             upd.add_(p[rows], alpha=self.weight_decay * (1 - b1**t))
-        p.index_add_(0, rows, upd, alpha=-self.lr / (1 - b1**t))
+        p.index_add_(0, rows, upd, alpha=-scale * self.lr / (1 - b1**t))
 
     @torch.no_grad()
     def step(
         self,
         task_grads: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
         row_grads: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+        *,
+        task_scale: Mapping[str, float] | None = None,
+        param_scale: Mapping[str, float] | None = None,
     ) -> None:
         """Apply one update.
 
@@ -106,27 +115,34 @@ class TaskMaskedAdam:
         ``name`` (missing = the task took no part in this step). Shared parameters use
         ``row_grads[name] = (distinct rows [R], grad [R, ...])`` when given (lazy row
         update), else ``p.grad`` (dense, or sparse COO; ``None`` = no update).
+        ``task_scale[task]`` multiplies the step of every state of ``task`` and
+        ``param_scale[name]`` the step of shared parameter ``name`` (per-task step sizes:
+        Adam's update does not change with the gradient's scale).
         """
         rows = row_grads or {}
+        pscale = param_scale or {}
         for name in self.shared:
             p = self.params[name]
+            sc = pscale.get(name, 1.0)
             if name in rows:
-                self._rows_update(name, p, *rows[name])
+                self._rows_update(name, p, *rows[name], scale=sc)
             elif p.grad is None:
                 continue
             elif p.grad.is_sparse:
                 g = p.grad.coalesce()
-                self._rows_update(name, p, g.indices()[0], g.values())
+                self._rows_update(name, p, g.indices()[0], g.values(), scale=sc)
             else:
-                self._dense_update(name, p, p.grad, None)
+                self._dense_update(name, p, p.grad, None, sc)
+        tscale = task_scale or {}
         for task, grads in (task_grads or {}).items():
             owned = self.owners.get(task)
             if owned is None:
                 raise KeyError(f"gradients for unknown task {task!r}")
+            sc = tscale.get(task, 1.0)
             for name, g in grads.items():
                 if name not in owned:
                     raise KeyError(f"task {task!r} does not own parameter {name!r}")
-                self._dense_update(f"{task}:{name}", self.params[name], g, owned[name])
+                self._dense_update(f"{task}:{name}", self.params[name], g, owned[name], sc)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Every moment tensor by key (``{task}:{name}/m`` or ``{name}/m``) for checkpoints."""
@@ -134,3 +150,20 @@ class TaskMaskedAdam:
 
     def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
         self.state = {k: v.detach().clone() for k, v in state.items()}
+
+
+def scheduled_lr(base: float, step: int, total: int, warmup: int = 0, decay: str = "none") -> float:
+    """Learning rate of step ``step`` (0-based) of ``total``: linear warm-up, then decay.
+
+    ``decay``: ``none`` (constant), ``cosine`` or ``linear`` from ``base`` to 0 at ``total``.
+    """
+    if warmup and step < warmup:
+        return base * (step + 1) / warmup
+    if decay == "none" or total <= warmup:
+        return base
+    frac = min(1.0, (step - warmup) / max(1, total - warmup))
+    if decay == "cosine":
+        return base * 0.5 * (1.0 + math.cos(math.pi * frac))
+    if decay == "linear":
+        return base * (1.0 - frac)
+    raise ValueError(f"unknown lr_decay {decay!r} (known: none, cosine, linear)")

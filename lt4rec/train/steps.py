@@ -7,8 +7,8 @@ Each step is one function with explicit inputs (no hidden globals, no checkpoint
 2. :func:`init_model` — ONE seeded initialisation shared by every task's ticket search;
 3. :func:`search_tickets` — per-task IMP with rewinding on **validation** data, then
    :func:`install_tickets` puts the masks (and the rewind-step weights) on the model;
-4. :func:`train_joint` — joint training of every task on ``W ⊙ M_task``, keeping the best
-   validation epoch;
+4. :func:`train_joint` — joint training of every task on ``W ⊙ M_task``, validated every
+   ``train.eval_every`` steps and per epoch, keeping the best state by ``train.objective``;
 5. :func:`evaluate` / :func:`model_report` — metrics of a model on a split, its density.
 
 Data arrives through the :class:`BatchSource` protocol, so an in-memory
@@ -39,8 +39,15 @@ from lt4rec.models.sparse_sharing import SparseSharing
 from lt4rec.pruning.imp import RoundResult, Ticket, find_ticket
 from lt4rec.pruning.rewind import merge_rewind_states
 from lt4rec.report.sharing import sharing_report
-from lt4rec.train.loop import make_optimizer, predict, train_step
-from lt4rec.train.optim import TaskMaskedAdam
+from lt4rec.train.loop import (
+    Predictions,
+    make_optimizer,
+    predict,
+    set_embeddings_trainable,
+    step_options,
+    train_step,
+)
+from lt4rec.train.optim import TaskMaskedAdam, scheduled_lr
 from lt4rec.train.progress import log, track
 
 State = dict[str, torch.Tensor]
@@ -130,7 +137,7 @@ def search_tickets(
     tickets: dict[str, Ticket] = {}
     for task in TASKS:
         frac = cfg.prune.cvr_round_fraction if task == "cvr" else cfg.prune.round_fraction
-        steps = max(1, round(frac * cfg.train.epochs * len(train) / bs))
+        steps = max(1, round(frac * len(train) / bs))
 
         def report(r: RoundResult, task: str = task) -> None:
             log(
@@ -141,8 +148,10 @@ def search_tickets(
                 on_round(task, r)
 
         pcfg = cfg.prune
-        if task == "cvr" and pcfg.cvr_rate is not None:
-            pcfg = dataclasses.replace(pcfg, rate=pcfg.cvr_rate)
+        if task == "cvr":
+            rate = pcfg.rate if pcfg.cvr_rate is None else pcfg.cvr_rate
+            rounds = pcfg.rounds if pcfg.cvr_rounds is None else pcfg.cvr_rounds
+            pcfg = dataclasses.replace(pcfg, rate=rate, rounds=rounds)
         tickets[task] = find_ticket(
             task,
             model,
@@ -173,21 +182,27 @@ def install_tickets(
         model.set_masks(task, dict(ticket.mask))
 
 
-def _valid_score(m: dict[str, float]) -> float:
-    return float(sum(m[k] for k in ("ctr_auc", "cvr_auc") if m[k] == m[k]))
+def validation_score(m: dict[str, float], objective: str) -> float:
+    """The ``train.objective`` of validation metrics ``m`` (``auc_sum``: CTR + CVR AUC)."""
+    if objective == "auc_sum":
+        return float(sum(m[k] for k in ("ctr_auc", "cvr_auc") if m[k] == m[k]))
+    v = m[objective]
+    return float(v) if v == v else float("-inf")
 
 
 @dataclass
 class JointResult:
-    """What joint training did; the model holds the best epoch's weights afterwards."""
+    """What joint training did; the model holds the best validated state afterwards."""
 
     optimizer: TaskMaskedAdam
-    best_epoch: int  # 1-based
+    best_epoch: int  # 1-based epoch of the best validation
     epochs_run: int
     valid_metrics: dict[str, float]
     examples: int  # training rows seen
     steps: int
     seconds: float
+    best_step: int = 0  # optimiser steps done when the best state was validated
+    history: list[dict[str, float]] = dataclasses.field(default_factory=list)
 
 
 def train_joint(
@@ -199,41 +214,62 @@ def train_joint(
     gen: torch.Generator,
     progress: bool | None = None,
 ) -> JointResult:
-    """Train every task for ``train.epochs`` epochs; keep the best validation epoch."""
-    opt = make_optimizer(model, cfg.train.lr, cfg.train.weight_decay)
+    """Train every task for up to ``train.epochs`` epochs, validating every ``eval_every``
+    steps and after each epoch; keep the state with the best ``train.objective`` and stop
+    early after ``train.patience`` validations without improvement."""
+    tc = cfg.train
+    opt = make_optimizer(model, tc.lr, tc.weight_decay)
     bs = cfg.data.batch_size
-    best: tuple[float, int, State, dict[str, float]] | None = None
     t0 = time.perf_counter()
-    n_seen = steps = epochs_run = 0
     steps_per_epoch = (len(train) + bs - 1) // bs
-    for epoch in range(cfg.train.epochs):
-        epochs_run = epoch + 1
+    total_steps = steps_per_epoch * tc.epochs
+    best: dict[str, Any] = {"score": float("-inf"), "epoch": 0, "step": 0, "state": None}
+    history: list[dict[str, float]] = []
+    n_seen = steps = epochs_run = since_best = 0
+
+    def validate(epoch: int) -> bool:
+        """Validate, keep the state when best; True when early stopping says stop."""
+        nonlocal since_best
+        vm = evaluate(model, valid, device, bs, gauc=False)
+        score = validation_score(vm, tc.objective)
+        history.append({"epoch": epoch, "step": steps, "score": score, **vm})
+        log(
+            f"epoch {epoch} step {steps}: valid ctr_auc={vm['ctr_auc']:.4f} "
+            f"cvr_auc={vm['cvr_auc']:.4f} {tc.objective}={score:.4f}"
+        )
+        if best["state"] is None or score > best["score"]:
+            state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best.update(score=score, epoch=epoch, step=steps, state=state, metrics=vm)
+            since_best = 0
+            return False
+        since_best += 1
+        return bool(tc.patience) and since_best >= tc.patience
+
+    stop = False
+    for epoch in range(1, tc.epochs + 1):
+        epochs_run = epoch
+        set_embeddings_trainable(model, not tc.embedding_epochs or epoch <= tc.embedding_epochs)
         batches = train.batches(bs, shuffle=True, generator=gen)
-        for batch in track(
-            batches, steps_per_epoch, f"{cfg.model.name} epoch {epoch + 1}", progress
-        ):
-            train_step(
-                model,
-                batch.to(device),
-                opt,
-                cvr_loss=cfg.train.cvr_loss,
-                cvr_weight=cfg.train.cvr_weight,
-            )
+        for batch in track(batches, steps_per_epoch, f"{cfg.model.name} epoch {epoch}", progress):
+            opt.lr = scheduled_lr(tc.lr, steps, total_steps, tc.warmup_steps, tc.lr_decay)
+            train_step(model, batch.to(device), opt, **step_options(tc))
             n_seen += len(batch)
             steps += 1
-        vm = evaluate(model, valid, device, bs, gauc=False)
-        log(f"epoch {epoch + 1}: valid ctr_auc={vm['ctr_auc']:.4f} cvr_auc={vm['cvr_auc']:.4f}")
-        if best is None or _valid_score(vm) > best[0]:
-            state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            best = (_valid_score(vm), epoch, state, vm)
-        elif cfg.train.patience and epoch - best[1] >= cfg.train.patience:
-            log(f"early stop after epoch {epoch + 1} (best epoch {best[1] + 1})")
+            if tc.eval_every and steps % tc.eval_every == 0 and steps % steps_per_epoch:
+                stop = validate(epoch)
+                if stop:
+                    break
+        if stop or validate(epoch):
+            log(f"early stop in epoch {epoch} (best: epoch {best['epoch']}, step {best['step']})")
             break
-    assert best is not None
-    model.load_state_dict(best[2])
+    # Callers that continue training (the online worker) get the base lr and trainable tables.
+    opt.lr = tc.lr
+    set_embeddings_trainable(model, True)
+    model.load_state_dict(best["state"])
     return JointResult(
-        opt, best[1] + 1, epochs_run, best[3], n_seen, steps, time.perf_counter() - t0
-    )
+        opt, best["epoch"], epochs_run, best["metrics"], n_seen, steps,
+        time.perf_counter() - t0, best["step"], history,
+    )  # fmt: skip
 
 
 def oracle_columns(path: str | Path, n_rows: int) -> dict[str, np.ndarray] | None:
@@ -259,6 +295,13 @@ def evaluate(
     """AUC / logloss / CTCVR (and GAUC when ``gauc`` and the data has users) of ``model``
     on ``ds``, plus the oracle's metrics when ``oracle`` is given."""
     p = predict(model, eval_batches(ds, batch_size), device)
+    return prediction_metrics(p, oracle, gauc)
+
+
+def prediction_metrics(
+    p: Predictions, oracle: dict[str, np.ndarray] | None = None, gauc: bool = True
+) -> dict[str, float]:
+    """The metrics of :func:`evaluate` from predictions already made."""
     user = p.user if gauc else None
     out = dict(evaluate_predictions(p.p_ctr, p.p_cvr, p.click, p.conversion, user))
     if oracle is not None:

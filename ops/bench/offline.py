@@ -4,12 +4,17 @@
     nice -n 10 .venv/bin/python ops/bench/offline.py --dataset sim --impressions 200000 \
         --seeds 0 1 2 --out runs/bench/offline-200k
 
-Data are generated once and cached under ``OUT/data/``; each run writes
-``OUT/runs/<dataset>/<model>-seed<S>.json`` and is skipped when that file exists (resumable:
-re-run the same command after an interruption). Runs are sequential and in-process (2 cores).
-For ``sparse_sharing`` a checkpoint is kept and its task subnetworks are exported and timed
-against the dense masked network (:mod:`lt4rec.sparse.bench`). Results: ``OUT/summary.json``
-and ``OUT/summary.md`` (a Markdown fragment for ``docs/benchmarks.md``, with the command).
+Every model runs with its tuned profile (``lt4rec/config/profiles.toml``, applied by
+``load_app_config`` for the model's name) under ``--config`` / ``--set``. Data are generated
+once and cached under ``OUT/data/`` (or ``--data-dir``); each run writes
+``OUT/runs/<dataset>/<model>-seed<S>.json`` and its test predictions ``.pred.npz`` and is
+skipped when both exist (resumable: re-run the same command after an interruption). Runs are
+sequential and in-process (2 cores). For ``sparse_sharing`` a checkpoint is kept and its task
+subnetworks are exported and timed against the dense masked network
+(:mod:`lt4rec.sparse.bench`). The targets are checked on seed means against the best other
+model of each task, and per seed by a paired bootstrap over the test rows against that seed's
+best other model. Results: ``OUT/summary.json`` and ``OUT/summary.md`` (a Markdown fragment
+for ``docs/benchmarks.md``, with the command).
 """
 
 from __future__ import annotations
@@ -24,7 +29,12 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-MODELS = ("single", "shared_bottom", "esmm", "mmoe", "ple", "cross_stitch", "sparse_sharing")
+import numpy as np
+
+MODELS = (
+    "single", "shared_bottom", "esmm", "mmoe", "ple", "cross_stitch", "aitm", "escm2",
+    "sparse_sharing",
+)  # fmt: skip
 COLUMNS = (  # (metrics key, header, format)
     ("ctr_auc", "CTR AUC", ".4f"),
     ("cvr_auc", "CVR AUC", ".4f"),
@@ -35,11 +45,12 @@ COLUMNS = (  # (metrics key, header, format)
     ("density_ctr", "density ctr", ".3f"),
     ("density_cvr", "density cvr", ".3f"),
     ("nonzero_params", "nonzero params", ",.0f"),
-    ("train_seconds", "train s", ".1f"),
-    ("examples_per_s", "examples/s", ",.0f"),
+    ("best_epoch", "best epoch", ".1f"),
+    ("best_step", "best step", ",.0f"),
+    ("fit_seconds", "fit s", ".0f"),
 )
 ORACLE = ("oracle_ctr_auc", "oracle_cvr_auc", "oracle_ctcvr_auc")
-CVR_MARGIN, CTR_SLACK, MAX_DENSITY = 0.005, 0.002, 0.30
+CVR_MARGIN, CTR_SLACK, MAX_DENSITY, ORACLE_GAP = 0.005, 0.002, 0.30, 0.06
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -51,14 +62,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="model seeds")
     p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     p.add_argument("--out", type=Path, default=Path("runs/bench/offline"))
+    p.add_argument("--data-dir", type=Path, default=None, help="data cache (default OUT/data)")
     p.add_argument("--config", type=Path, default=None, help="TOML config (as `lt4rec fit`)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=V")
     p.add_argument("--no-sparse-bench", action="store_true", help="skip sparse inference timing")
     p.add_argument("--repeats", type=int, default=300, help="timed calls per sparse variant")
+    p.add_argument("--boot", type=int, default=1000, help="paired bootstrap resamples")
     args = p.parse_args(argv)
     if args.impressions < 10:
         p.error("--impressions must be >= 10")
     return args
+
+
+def data_root(args: argparse.Namespace) -> Path:
+    """Where data sets are generated / cached: ``--data-dir``, else ``OUT/data``."""
+    root = getattr(args, "data_dir", None)
+    return Path(root) if root is not None else args.out / "data"
 
 
 def prepare_data(args: argparse.Namespace, dataset: str, cfg: Any) -> Path:
@@ -67,7 +86,7 @@ def prepare_data(args: argparse.Namespace, dataset: str, cfg: Any) -> Path:
         from lt4rec.data.simulator import simulate
 
         days = args.days or cfg.sim.days
-        out = args.out / "data" / f"sim-n{args.impressions}-d{days}-s{args.data_seed}"
+        out = data_root(args) / f"sim-n{args.impressions}-d{days}-s{args.data_seed}"
         if not (out / "spec.json").is_file():
             sim = dataclasses.replace(
                 cfg.sim, impressions=args.impressions, days=days, seed=args.data_seed
@@ -77,7 +96,7 @@ def prepare_data(args: argparse.Namespace, dataset: str, cfg: Any) -> Path:
     else:
         from lt4rec.data.tencent import split_tencent
 
-        out = args.out / "data" / f"tencent-s{args.data_seed}"
+        out = data_root(args) / f"tencent-s{args.data_seed}"
         if not (out / "spec.json").is_file():
             print(f"[data] splitting the Tencent sample into {out}", flush=True)
             split_tencent(None, out, seed=args.data_seed)
@@ -91,10 +110,11 @@ def run_one(args: argparse.Namespace, data: Path, run_dir: Path, model: str, see
     from lt4rec.train.fit import run_fit
 
     json_path = run_dir / f"{model}-seed{seed}.json"
+    pred_path = run_dir / f"{model}-seed{seed}.pred.npz"
     # Only the first seed's sparse_sharing checkpoint is kept (for sparse inference; ~250 MB).
     want_ckpt = model == "sparse_sharing" and seed == args.seeds[0] and not args.no_sparse_bench
     ckpt = run_dir / f"{model}-seed{seed}.ckpt" if want_ckpt else None
-    if json_path.is_file() and (ckpt is None or ckpt.is_file()):
+    if json_path.is_file() and pred_path.is_file() and (ckpt is None or ckpt.is_file()):
         print(f"[skip] {json_path} exists", flush=True)
         return dict(json.loads(json_path.read_text()))
     cfg = load_app_config(args.config, [*args.sets, f"model.name={model}", f"train.seed={seed}"])
@@ -106,6 +126,10 @@ def run_one(args: argparse.Namespace, data: Path, run_dir: Path, model: str, see
     )  # fmt: skip
     if ckpt is not None:
         save_fit(ckpt, cfg, result)
+    p = result.test_predictions
+    assert p is not None
+    preds = {"p_ctr": p.p_ctr.astype(np.float32), "p_cvr": p.p_cvr.astype(np.float32)}
+    np.savez_compressed(pred_path, **preds, click=p.click, conversion=p.conversion)
     metrics = result.metrics
     took = time.perf_counter() - start
     auc = f"ctr_auc={metrics.get('ctr_auc'):.4f} cvr_auc={metrics.get('cvr_auc'):.4f}"
@@ -150,23 +174,59 @@ def aggregate(runs: dict[str, list[dict]]) -> dict[str, dict[str, list[float]]]:
 
 
 def targets(agg: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
-    """The sparse_sharing acceptance targets, on seed means."""
+    """The sparse_sharing acceptance targets on seed means, against the best other model
+    of each metric (CVR: + CVR_MARGIN, CTR: - CTR_SLACK) and the oracle."""
     if "sparse_sharing" not in agg:
         return {"evaluated": False}
     ss = agg["sparse_sharing"]
-    others = {m: a["cvr_auc"][0] for m, a in agg.items() if m != "sparse_sharing"}
     out: dict[str, Any] = {"evaluated": True}
-    if others:
+    for task, need in (("cvr", CVR_MARGIN), ("ctr", -CTR_SLACK)):
+        key = f"{task}_auc"
+        others = {m: a[key][0] for m, a in agg.items() if m != "sparse_sharing"}
+        if not others:
+            continue
         best = max(others, key=lambda m: others[m])
-        out["cvr"] = {"sparse_sharing": ss["cvr_auc"][0], "best_other": best,
-                      "best_other_auc": others[best],
-                      "holds": ss["cvr_auc"][0] >= others[best] + CVR_MARGIN}  # fmt: skip
-    if "shared_bottom" in agg:
-        sb = agg["shared_bottom"]["ctr_auc"][0]
-        out["ctr"] = {"sparse_sharing": ss["ctr_auc"][0], "shared_bottom": sb,
-                      "holds": ss["ctr_auc"][0] >= sb - CTR_SLACK}  # fmt: skip
+        out[task] = {"sparse_sharing": ss[key][0], "best_other": best,
+                     "best_other_auc": others[best], "need": need,
+                     "holds": ss[key][0] >= others[best] + need}  # fmt: skip
     dens = max(ss["density_ctr"][0], ss["density_cvr"][0])
     out["density"] = {"max_task_density": dens, "holds": dens <= MAX_DENSITY}
+    if ss["oracle_cvr_auc"][2]:
+        gap = ss["oracle_cvr_auc"][0] - ss["cvr_auc"][0]
+        out["oracle_gap"] = {"cvr_gap": gap, "holds": gap <= ORACLE_GAP}
+    return out
+
+
+def paired_tests(
+    runs: dict[str, list[dict]], run_dir: Path, seeds: list[int], n_boot: int
+) -> list[dict[str, Any]]:
+    """Per seed: sparse_sharing vs that seed's best other model (by test AUC) on each task,
+    paired bootstrap over the test rows (CVR: clicked rows) of the saved predictions."""
+    from lt4rec.metrics.bootstrap import paired_bootstrap
+
+    if "sparse_sharing" not in runs:
+        return []
+    out = []
+    for seed in seeds:
+        by_model = {m: r for m, rs in runs.items() for r in rs if r.get("seed") == seed}
+        if "sparse_sharing" not in by_model or len(by_model) < 2:
+            continue
+        row: dict[str, Any] = {"seed": seed}
+        ss = np.load(run_dir / f"sparse_sharing-seed{seed}.pred.npz")
+        for task, need in (("cvr", CVR_MARGIN), ("ctr", -CTR_SLACK)):
+            others = {m: r[f"{task}_auc"] for m, r in by_model.items() if m != "sparse_sharing"}
+            best = max(others, key=lambda m: others[m])
+            ot = np.load(run_dir / f"{best}-seed{seed}.pred.npz")
+            rows = ss["click"] > 0.5 if task == "cvr" else np.ones(ss["click"].size, bool)
+            label = (ss["conversion"] if task == "cvr" else ss["click"])[rows]
+            if not np.array_equal(
+                label, (ot["conversion"] if task == "cvr" else ot["click"])[rows]
+            ):
+                raise ValueError(f"seed {seed}: {best} was scored on other test rows")
+            d = paired_bootstrap(ss[f"p_{task}"][rows], ot[f"p_{task}"][rows], label,
+                                 n_boot=n_boot, seed=seed, margin=need)  # fmt: skip
+            row[task] = {"best_other": best, **dataclasses.asdict(d), "holds": d.diff >= need}
+        out.append(row)
     return out
 
 
@@ -188,26 +248,45 @@ def markdown(name: str, result: dict[str, Any], command: str) -> str:
         lines.append(f"| {model} | {a['ctr_auc'][2]} | {cells} |")
     first = next(iter(agg.values()), None)
     if first and first["oracle_ctr_auc"][2]:
-        lines += ["", "Oracle (true probabilities): " + ", ".join(
-            f"{k.removeprefix('oracle_')} {first[k][0]:.4f}" for k in ORACLE)]  # fmt: skip
+        ora = " | ".join(
+            f"{first[f'oracle_{k}'][0]:.4f}" if k in ("ctr_auc", "cvr_auc", "ctcvr_auc") else "–"
+            for k, _, _ in COLUMNS
+        )
+        lines.append(f"| oracle (true probabilities) | – | {ora} |")
     if tg.get("evaluated"):
         lines += ["", "Targets (seed means):"]
-        if "cvr" in tg:
-            c = tg["cvr"]
+        for task, word in (("cvr", "+"), ("ctr", "−")):
+            if task not in tg:
+                continue
+            c = tg[task]
             other = f"{c['best_other']} {c['best_other_auc']:.4f}"
             lines.append(
-                f"- CVR AUC {c['sparse_sharing']:.4f} ≥ best other ({other}) + {CVR_MARGIN}: "
-                f"**{_yes(c['holds'])}**"
-            )
-        if "ctr" in tg:
-            c = tg["ctr"]
-            lines.append(
-                f"- CTR AUC {c['sparse_sharing']:.4f} ≥ shared_bottom {c['shared_bottom']:.4f} "
-                f"− {CTR_SLACK}: **{_yes(c['holds'])}**"
+                f"- {task.upper()} AUC {c['sparse_sharing']:.4f} ≥ best other ({other}) {word} "
+                f"{abs(c['need'])}: **{_yes(c['holds'])}**"
             )
         d = tg["density"]
         lines.append(f"- max task density {d['max_task_density']:.3f} ≤ {MAX_DENSITY}: "
                      f"**{_yes(d['holds'])}**")  # fmt: skip
+        if "oracle_gap" in tg:
+            g = tg["oracle_gap"]
+            lines.append(f"- CVR AUC gap to the oracle {g['cvr_gap']:.4f} ≤ {ORACLE_GAP}: "
+                         f"**{_yes(g['holds'])}**")  # fmt: skip
+    paired = result.get("paired", [])
+    if paired:
+        lines += ["", "Paired test per seed: sparse_sharing − that seed's best other model "
+                  "(by test AUC), paired bootstrap over the test rows (CVR: clicked rows), "
+                  f"{paired[0]['cvr']['n_boot']} resamples; p = share of resamples below the "
+                  "target margin:", "",
+                  "| seed | task | best other | Δ AUC | 95 % CI | p(Δ ≤ margin) | target |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for row in paired:
+            for task in ("cvr", "ctr"):
+                d = row[task]
+                lines.append(
+                    f"| {row['seed']} | {task.upper()} | {d['best_other']} | {d['diff']:+.4f} | "
+                    f"[{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] | {d['p_not_above']:.3f} | "
+                    f"Δ ≥ {d['margin']:+.3f}: **{_yes(d['holds'])}** |"
+                )
     for seed, sb in result.get("sparse_inference", {}).items():
         lines += [
             "",
@@ -260,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = {m: rs for m, rs in runs.items() if rs}
         agg = aggregate(runs)
         res: dict[str, Any] = {"aggregate": agg, "targets": targets(agg), "data": str(data)}
+        res["paired"] = paired_tests(runs, run_dir, args.seeds, args.boot)
         train_rows = next((r[0].get("train_rows") for r in runs.values()), None)
         res["rows"] = f"{args.impressions:,} impressions" if ds == "sim" else "Tencent sample"
         res["rows"] += f", {train_rows:,} train rows" if train_rows else ""

@@ -145,3 +145,27 @@ def test_every_model_passes_the_shared_check_through_the_file_format(name, tmp_p
 
     torch.set_num_threads(1)
     check_model(name, roundtrip=through_file)
+
+
+def test_a_checkpoint_from_before_the_interaction_key_rebuilds_without_it(tmp_path):
+    """Stored model configs lacking ``interaction`` were trained without one."""
+    import dataclasses
+
+    from checkpoints.format import Checkpoint
+
+    torch.manual_seed(0)
+    schema = random_schema()
+    cfg = ModelConfig(name="sparse_sharing", embedding_dim=4, bottom=(8,), tower=(4,),
+                      interaction="none")  # fmt: skip
+    model = build_model(cfg, schema)
+    path = save_checkpoint(tmp_path / "old.ckpt", model, config=cfg)
+    ck = load_checkpoint(path)
+    old = {k: v for k, v in ck.model_config.items() if k != "interaction"}
+    rebuilt = dataclasses.replace(ck, model_config=old).build_model()
+    assert isinstance(ck, Checkpoint) and rebuilt.embeddings.interaction is None  # type: ignore[union-attr]
+    b = random_batch(schema, 8)
+    model.eval()
+    rebuilt.eval()
+    with torch.no_grad():
+        assert torch.equal(model(b)["cvr"], rebuilt(b)["cvr"])
+    assert ModelConfig().interaction == "dot"  # today's default differs: the key matters

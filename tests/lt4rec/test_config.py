@@ -12,8 +12,18 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lt4rec.config import AppConfig, ConfigError, load_app_config, to_dict, to_toml
+from lt4rec.config import (
+    AppConfig,
+    ConfigError,
+    ModelConfig,
+    TrainConfig,
+    load_app_config,
+    to_dict,
+    to_toml,
+)
+from lt4rec.config import profiles as profiles_module
 from lt4rec.config.loader import build, parse_override
+from lt4rec.config.profiles import load_profiles, profile_for
 
 WriteToml = Callable[[str], Path]
 
@@ -39,13 +49,23 @@ def toml_literal(value: object) -> str:
 # --- defaults and round trip -------------------------------------------------------------------
 
 
+UNTUNED = dataclasses.replace(AppConfig(), model=ModelConfig(profile="none"))
+
+
 def test_no_file_no_overrides_gives_defaults() -> None:
-    assert load_app_config() == AppConfig()
+    assert load_app_config(overrides=["model.profile=none"]) == UNTUNED
+    # with the profile (the default), every key not in the default model's profile is default
+    tuned = to_dict(load_app_config())
+    prof = profile_for("sparse_sharing")
+    for section, values in to_dict(AppConfig()).items():
+        for key, value in values.items():
+            want = prof.get(section, {}).get(key, value)
+            assert tuned[section][key] == (list(want) if isinstance(want, tuple) else want)
 
 
 def test_defaults_round_trip_through_toml(write_toml: WriteToml) -> None:
     text = to_toml(AppConfig())
-    assert load_app_config(write_toml(text)) == AppConfig()
+    assert load_app_config(write_toml(text)) == AppConfig()  # every key set: no profile shows
     # every section is written out with every key, defaults filled in
     parsed = tomllib.loads(text)
     assert set(parsed) == {f.name for f in dataclasses.fields(AppConfig)}
@@ -206,3 +226,58 @@ def test_overrides_load_and_round_trip(items: list[tuple[str, object]], write_to
         else:
             assert got == value
     assert load_app_config(write_toml(to_toml(cfg))) == cfg
+
+
+# --- per-model tuned profiles --------------------------------------------------------------------
+
+
+@pytest.fixture
+def profile_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Path]:
+    """Factory: make ``text`` the profile file for this test."""
+
+    def use(text: str) -> Path:
+        path = tmp_path / f"profiles-{len(list(tmp_path.iterdir()))}.toml"
+        path.write_text(text, encoding="utf-8")
+        monkeypatch.setattr(profiles_module, "PROFILE_FILE", path)
+        return path
+
+    return use
+
+
+def test_profile_of_the_chosen_model_sits_under_file_and_overrides(
+    profile_file: Callable[[str], Path], write_toml: WriteToml
+) -> None:
+    profile_file(
+        "[mmoe.train]\nlr = 0.004\nepochs = 3\n[mmoe.model]\nexperts = 8\n"
+        "[sparse_sharing.train]\nlr = 0.002\n"
+    )
+    cfg = load_app_config(overrides=["model.name=mmoe"])
+    assert (cfg.train.lr, cfg.train.epochs, cfg.model.experts) == (0.004, 3, 8)
+    assert load_app_config().train.lr == 0.002  # default model: sparse_sharing's profile
+    assert load_app_config(overrides=["model.name=esmm"]).train.lr == TrainConfig().lr  # none
+    path = write_toml('[model]\nname = "mmoe"\n[train]\nepochs = 5\n')
+    cfg = load_app_config(path, ["train.lr=0.5"])
+    assert (cfg.train.lr, cfg.train.epochs, cfg.model.experts) == (0.5, 5, 8)  # explicit wins
+    off = load_app_config(path, ["model.profile=none"])
+    assert (off.train.lr, off.model.experts) == (TrainConfig().lr, ModelConfig().experts)
+
+
+def test_bad_profiles_are_clear_errors(profile_file: Callable[[str], Path]) -> None:
+    profile_file('[mmoe.model]\nname = "esmm"\n')
+    with pytest.raises(ConfigError, match=r"may not set model\.name"):
+        load_app_config(overrides=["model.name=mmoe"])
+    profile_file("[mmoe.train]\nnope = 1\n")
+    with pytest.raises(ConfigError, match=r"train\.nope"):
+        load_app_config(overrides=["model.name=mmoe"])
+
+
+def test_every_shipped_profile_builds_for_its_model() -> None:
+    from lt4rec.models import MODELS
+
+    for model, prof in load_profiles().items():
+        assert model in MODELS, model
+        cfg = load_app_config(overrides=[f"model.name={model}"])
+        for section, values in prof.items():
+            got = to_dict(getattr(cfg, section))
+            for key, value in values.items():
+                assert got[key] == value, f"{model}: {section}.{key}"

@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from lt4rec.config import AppConfig, load_app_config, to_dict
+from lt4rec.config import AppConfig, ModelConfig, load_app_config, to_dict
 from lt4rec_cli.main import app
 
 Invoke = Callable[..., tuple[int, str, str]]
@@ -46,7 +47,12 @@ def config_file(tmp_path: Path) -> Callable[[str], Path]:
 def test_show_prints_defaults_as_toml(invoke: Invoke) -> None:
     code, out, err = invoke("config", "show")
     assert code == 0, err
-    assert tomllib.loads(out) == to_dict(AppConfig())
+    assert tomllib.loads(out) == to_dict(load_app_config())  # the default model's profile
+    code, out, err = invoke("config", "show", "--set", "model.profile=none")
+    assert code == 0, err
+    assert tomllib.loads(out) == to_dict(replace(AppConfig(), model=ModelConfig(profile="none")))
+    _, out, _ = invoke("config", "show", "--set", "model.name=mmoe")
+    assert tomllib.loads(out) == to_dict(load_app_config(overrides=["model.name=mmoe"]))
 
 
 def test_show_output_is_a_valid_config_file(invoke: Invoke, config_file) -> None:
@@ -62,7 +68,8 @@ def test_show_reads_config_file(invoke: Invoke, config_file) -> None:
     assert shown["train"]["lr"] == 0.25
     assert shown["topics"]["partitions"] == 8
     assert shown["topics"]["impressions"] == "imp"
-    assert shown["train"]["epochs"] == AppConfig().train.epochs  # defaults filled in
+    assert shown["train"]["epochs"] == load_app_config().train.epochs  # defaults filled in
+    assert shown["train"]["weight_decay"] == AppConfig().train.weight_decay
 
 
 def test_set_overrides_file_and_repeats(invoke: Invoke, config_file) -> None:

@@ -18,5 +18,10 @@ def load_bench(name: str) -> ModuleType:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    bench = str(REPO / "ops" / "bench")
+    sys.path.insert(0, bench)  # scripts import their siblings (tune.py imports offline.py)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(bench)
     return module

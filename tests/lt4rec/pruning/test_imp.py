@@ -98,3 +98,59 @@ def test_cvr_rate_must_be_a_fraction(bad):
     with pytest.raises(ValueError, match="cvr_rate"):
         PruneConfig(cvr_rate=bad)
     assert PruneConfig(cvr_rate=0.6).cvr_rate == 0.6
+
+
+def test_rewind_point_is_reported_and_capped_not_silently_changed(capsys):
+    from lt4rec.pruning.imp import rewind_point
+
+    assert rewind_point(PruneConfig(rewind="init"), 100) == 0
+    assert rewind_point(PruneConfig(rewind_fraction=0.25), 78) == 20
+    assert rewind_point(PruneConfig(rewind_fraction=None, rewind_step=30), 100) == 30
+    assert rewind_point(PruneConfig(rewind_fraction=None, rewind_step=200), 78) == 77
+    assert "rewind step 200 capped at 77" in capsys.readouterr().err
+
+
+def test_ticket_records_its_rewind_step(setup):
+    model, init, train, valid, g, hp = setup(rewind_fraction=None, rewind_step=3)
+    ticket = _find("ctr", model, init, train, valid, g, hp, 8)
+    assert ticket.rewind_step == 3 and ticket.rewind_state is not None
+    assert all(r.steps == 8 for r in ticket.rounds)
+
+
+def test_cvr_search_with_an_all_rows_objective_trains_the_ctr_view_too(setup):
+    model, init, train, valid, g, hp = setup()
+    ctr_w0 = init["layers.0.bias.ctr"].clone()
+    find_ticket(
+        "cvr", model, init, lambda: train.batches(64, True, g), lambda: valid.batches(128, False),
+        hp, TrainConfig(lr=0.01, cvr_loss="entire_space"), torch.device("cpu"), steps_per_round=4,
+    )  # fmt: skip
+    assert not torch.equal(model.layers[0].bias["ctr"].detach(), ctr_w0)  # pCTR was learnt
+    model2, init2, *_ = setup()
+    find_ticket(
+        "cvr", model2, init2, lambda: train.batches(64, True, g),
+        lambda: valid.batches(128, False), hp, TrainConfig(lr=0.01), torch.device("cpu"), 4,
+    )  # fmt: skip
+    assert torch.equal(model2.layers[0].bias["ctr"].detach(), init2["layers.0.bias.ctr"])
+    model3, init3, *_ = setup(search_cvr_loss="clicked")  # the cheap search, whatever the loss
+    find_ticket(
+        "cvr", model3, init3, lambda: train.batches(64, True, g),
+        lambda: valid.batches(128, False), dataclasses.replace(hp, search_cvr_loss="clicked"),
+        TrainConfig(lr=0.01, cvr_loss="entire_space"), torch.device("cpu"), 4,
+    )  # fmt: skip
+    assert torch.equal(model3.layers[0].bias["ctr"].detach(), init3["layers.0.bias.ctr"])
+
+
+def test_per_task_output_layers_leave_every_masked_layer_hidden():
+    torch.manual_seed(0)
+    schema = random_schema()
+    cfg = ModelConfig(
+        name="sparse_sharing", embedding_dim=4, bottom=(16, 8), tower=(4,), output_layer="per_task"
+    )
+    model = build_model(cfg, schema)
+    init = {k: v.clone() for k, v in model.state_dict().items()}
+    train, valid = RandomDataset.make(schema, 512, seed=1), RandomDataset.make(schema, 256, seed=2)
+    g = torch.Generator().manual_seed(0)
+    hp = PruneConfig(rounds=1, rate=0.5)
+    ticket = _find("ctr", model, init, train, valid, g, hp, 4)
+    for name, m in ticket.mask.items():  # every layer pruned at the full rate: none is "output"
+        assert m.mean().item() == pytest.approx(0.5, abs=0.01), name

@@ -93,3 +93,12 @@ def test_mask_validation_and_stats():
         prune({"a": torch.zeros(3)}, m, PruneConfig())
     with pytest.raises(ValueError, match="no matching weight"):
         prune({}, m, PruneConfig())
+
+
+def test_without_an_output_layer_the_last_masked_layer_is_pruned_at_the_full_rate():
+    w = {"a": torch.randn(8, 8), "b": torch.randn(4, 8)}
+    hp = PruneConfig(rate=0.5, output_rate_factor=0.5)
+    with_out = prune(w, Mask.ones_like(w), hp)
+    without = prune(w, Mask.ones_like(w), hp, has_output=False)
+    assert with_out["b"].mean().item() == 0.75 and without["b"].mean().item() == 0.5
+    assert torch.equal(with_out["a"], without["a"])

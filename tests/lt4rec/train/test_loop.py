@@ -143,3 +143,64 @@ def test_logits_out_are_the_scores_before_the_update(model_and_batch, name, cvr_
     with torch.no_grad():
         after = model(batch)
     assert not torch.allclose(after["ctr"], before["ctr"])  # the step did update the model
+def test_counterfactual_loss_is_ips_risk_plus_ctcvr(model_and_batch):
+    model, batch = model_and_batch("escm2")
+    logits = model(batch)
+    cfg = dataclasses.replace(model.cfg, ips_weight=0.7, ctcvr_weight=0.3, min_propensity=0.1)
+    got = task_losses(logits, batch, objective="counterfactual", model_cfg=cfg)["cvr"]
+    prop = torch.sigmoid(logits["ctr"]).clamp(min=0.1)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits["cvr"], batch.conversion, reduction="none"
+    )
+    ips = (batch.click * bce / prop).mean()
+    ctcvr = task_losses(logits, batch, objective="entire_space")["cvr"]
+    assert float(got.detach()) == pytest.approx(float((0.7 * ips + 0.3 * ctcvr).detach()), rel=1e-5)
+    # the model's own objective wins over train.cvr_loss
+    step = train_step(model, batch, make_optimizer(model, 0.01), cvr_loss="clicked")
+    want = task_losses(logits, batch, objective="counterfactual", model_cfg=model.cfg)["cvr"]
+    assert step["cvr"] == pytest.approx(float(want), rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["shared_bottom", "sparse_sharing", "single"])
+def test_cvr_weight_scales_the_step_of_parameters_only_cvr_trains(model_and_batch, name):
+    """Adam divides a loss scale out; cvr_weight must still double CVR's own step."""
+    model, batch = model_and_batch(name)
+    twin = copy.deepcopy(model)
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    train_step(model, batch, make_optimizer(model, 0.01), tasks=("cvr",))
+    train_step(twin, batch, make_optimizer(twin, 0.01), tasks=("cvr",), cvr_weight=2.0)
+    a, b = dict(model.named_parameters()), dict(twin.named_parameters())
+    own = list(twin.own_parameters("cvr"))
+    assert own
+    for n in own + (["layers.0.weight"] if name == "sparse_sharing" else []):
+        d1, d2 = a[n].detach() - before[n], b[n].detach() - before[n]
+        big = d1.abs() > 0.0099  # first Adam step ~ lr * sign(g) where |g| >> eps
+        assert big.any(), n
+        assert torch.allclose(d2[big], 2 * d1[big], rtol=0.02), n
+
+
+def test_embedding_l2_shrinks_only_the_rows_a_batch_touches(model_and_batch):
+    model, batch = model_and_batch("shared_bottom")
+    twin = copy.deepcopy(model)
+    train_step(model, batch, make_optimizer(model, 0.01))
+    train_step(twin, batch, make_optimizer(twin, 0.01), embedding_l2=10.0)
+    w0, w1 = model.embeddings.weight.detach(), twin.embeddings.weight.detach()
+    touched = torch.zeros(w0.shape[0], dtype=torch.bool)
+    touched[batch.sparse + model.embeddings.offsets[:3]] = True
+    multi = (batch.multi + model.embeddings.offsets[3:].view(1, -1, 1)).flatten()
+    touched[multi] = True
+    assert torch.equal(w0[~touched], w1[~touched])
+    assert not torch.equal(w0[touched], w1[touched])
+
+
+def test_frozen_embeddings_do_not_move(model_and_batch):
+    from lt4rec.train.loop import set_embeddings_trainable
+
+    model, batch = model_and_batch("sparse_sharing")
+    before = model.embeddings.weight.detach().clone()
+    set_embeddings_trainable(model, False)
+    train_step(model, batch, make_optimizer(model, 0.01))
+    assert torch.equal(model.embeddings.weight.detach(), before)
+    set_embeddings_trainable(model, True)
+    train_step(model, batch, make_optimizer(model, 0.01))
+    assert not torch.equal(model.embeddings.weight.detach(), before)

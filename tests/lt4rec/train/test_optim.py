@@ -117,3 +117,16 @@ def test_bad_owner_and_task_are_rejected():
     opt = TaskMaskedAdam({"w": p}, {"ctr": {"w": None}})
     with pytest.raises(KeyError, match="unknown task"):
         opt.step({"cvr": {"w": torch.ones(2)}})
+
+
+def test_scheduled_lr_warms_up_and_decays():
+    from lt4rec.train.optim import scheduled_lr
+
+    assert scheduled_lr(1.0, 0, 100) == 1.0 == scheduled_lr(1.0, 99, 100)
+    assert [scheduled_lr(1.0, s, 100, warmup=4) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert scheduled_lr(1.0, 4, 104, warmup=4, decay="cosine") == pytest.approx(1.0)
+    assert scheduled_lr(1.0, 54, 104, warmup=4, decay="cosine") == pytest.approx(0.5)
+    assert scheduled_lr(1.0, 104, 104, warmup=4, decay="linear") == pytest.approx(0.0)
+    assert scheduled_lr(2.0, 50, 100, decay="linear") == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="lr_decay"):
+        scheduled_lr(1.0, 5, 10, decay="step")
