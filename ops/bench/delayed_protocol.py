@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from lt4rec.models.blocks import MultiTaskModel
 from lt4rec.models.delay_heads import DelayHeads
 from lt4rec.train.delayed import KIND_CODES, FeedbackLoss, StreamMeta, make_feedback_loss
 from lt4rec.train.heads_fit import DelayTimes, delay_times
-from lt4rec.train.loop import make_optimizer, train_step
+from lt4rec.train.loop import make_optimizer, step_options, train_step
 from lt4rec.train.steps import init_model, install_tickets, search_tickets, train_joint
 from streamer.archive.writer import read_archive
 
@@ -146,6 +147,9 @@ def run_method(
 ) -> dict[str, Any]:  # fmt: skip
     """Stream ``method`` through the hours; per-hour metrics and pooled predictions."""
     t0 = time.perf_counter()
+    # each method's dropout draws depend on the seed and the method only, not on which
+    # methods ran before it in this process (a re-run of a subset reproduces its numbers)
+    torch.manual_seed(cfg.train.seed * 1_000_003 + zlib.crc32(method.encode()))
     model = copy.deepcopy(model0)
     opt = make_optimizer(model, lr, cfg.train.weight_decay)
     loss = make_loss(method, cfg, heads)
@@ -163,8 +167,7 @@ def run_method(
         for batch, meta in batches:
             assert loss is not None
             w = loss.weights(model, batch, meta)
-            train_step(model, batch, opt, weights=w, cvr_loss=cfg.train.cvr_loss,
-                       cvr_weight=cfg.train.cvr_weight)  # fmt: skip
+            train_step(model, batch, opt, weights=w, **step_options(cfg.train))
             loss.update(model, batch, meta)
             trained += len(batch)
         rows = np.flatnonzero(data.hour == h + 1)

@@ -39,16 +39,18 @@ from kafka import TopicPartition
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 from kafka.structs import OffsetAndMetadata
 
-from checkpoints import Registry
+from checkpoints import Notice, Registry
 from lt4rec.config import AppConfig
 from streamer.kafka.admin import ensure_topics
 from streamer.kafka.consumer import JoinRebalanceListener, consumer_lag, group_consumer
 from streamer.kafka.producer import ProducerSink
+from streamer.notices.publisher import NoticeError, NoticePublisher
 from streamer.worker.batching import Batcher
 from streamer.worker.checkpoint import Start, load_start
 from streamer.worker.encode import encode_cut
 from streamer.worker.metrics import WorkerMetrics
 from streamer.worker.progressive import ProgressiveMetrics
+from streamer.worker.shadow import ShadowPublisher
 from streamer.worker.swap import ModelFollower
 from streamer.worker.trainer import OnTrained, Trainer
 
@@ -73,6 +75,7 @@ class WorkerSummary:
     counters: dict[str, int] = field(default_factory=dict)
     rolling: dict[str, float] = field(default_factory=dict)
     swaps: list[dict[str, Any]] = field(default_factory=list)  # hot-swaps (streamer.worker.swap)
+    published: list[dict[str, Any]] = field(default_factory=list)  # online publications
 
 
 def configure_torch(cfg: AppConfig) -> None:
@@ -117,6 +120,12 @@ class WorkerDaemon:
             self.dlq, on_trained=self.opts.on_trained, on_drift=self._drift,
         )  # fmt: skip
         self._last_drift_request = 0.0
+        self.notices: NoticePublisher | None = None
+        if cfg.publish.online_every_s > 0:
+            self.notices = NoticePublisher(
+                cfg.kafka, cfg.topics, self.registry, client_suffix="worker-publisher"
+            )
+            self.trainer.shadow = ShadowPublisher(cfg, self.registry, self.metrics, self._announce)
         self.consumer: Any = None
         self.follower: ModelFollower | None = None
         self._lock = threading.RLock()  # batcher: polling thread vs rebalance hooks
@@ -156,6 +165,11 @@ class WorkerDaemon:
         except Exception:  # the alarm is advisory: never fail training on it
             log.exception("could not request an early re-prune")
 
+    def _announce(self, version: int, reason: str) -> Notice:
+        """Publish ``version`` (registry first) and announce it on ``topics.models``."""
+        assert self.notices is not None
+        return self.notices.publish(version, reason)
+
     @property
     def owned(self) -> list[int]:
         return sorted(self._owned)
@@ -167,6 +181,11 @@ class WorkerDaemon:
         try:
             ensure_topics(cfg.kafka, cfg.topics)
             self.metrics.serve()
+            if self.notices is not None:  # topic + a notice left pending by a crash
+                try:
+                    self.notices.start()
+                except (NoticeError, OSError) as exc:
+                    log.error("model notices unavailable for now: %s", exc)
             self.trainer.start()
             if cfg.worker.gc_freeze:  # start-up objects (model, torch, kafka) leave the GC
                 gc.collect()
@@ -218,6 +237,7 @@ class WorkerDaemon:
         s.counters = dict(self.trainer.position.counters)
         s.rolling = self.progress.snapshot()
         s.swaps = [r.to_dict() for r in self.follower.records] if self.follower else []
+        s.published = list(self.trainer.shadow.published) if self.trainer.shadow else []
         return s
 
     def _intake(self, polled: dict[Any, list[Any]]) -> int:
@@ -349,6 +369,8 @@ class WorkerDaemon:
             except Exception as exc:  # the real error (if any) is already propagating
                 log.warning("consumer close: %s", exc)
         self.trainer.stop()
+        if self.notices is not None:
+            self.notices.close()
         self.dlq.close()
         self.metrics.close()
         self.registry.close()

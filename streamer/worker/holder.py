@@ -104,6 +104,7 @@ class ModelHolder:
     version: int | None  # the registry version these weights were loaded from / saved as
     cvr_loss: str = "clicked"
     cvr_weight: float = 1.0
+    embedding_l2: float = 0.0  # [train] like offline training (lt4rec.train.loop.step_options)
 
     @classmethod
     def from_checkpoint(cls, ckpt: Any, cfg: AppConfig, version: int | None) -> ModelHolder:
@@ -124,7 +125,7 @@ class ModelHolder:
         )
         return cls(
             model, opt, make_loss(cfg), encoder, model_cfg, version,
-            cfg.train.cvr_loss, cfg.train.cvr_weight,
+            cfg.train.cvr_loss, cfg.train.cvr_weight, cfg.train.embedding_l2,
         )  # fmt: skip
 
     @property
@@ -148,7 +149,8 @@ class ModelHolder:
             out: dict[str, torch.Tensor] = {}
             losses = train_step(
                 self.model, batch, self.optimizer, cvr_loss=self.cvr_loss,
-                cvr_weight=self.cvr_weight, tasks=tasks, weights=weights, logits_out=out,
+                cvr_weight=self.cvr_weight, embedding_l2=self.embedding_l2, tasks=tasks,
+                weights=weights, logits_out=out,
             )  # fmt: skip
             logits = logits or out
         self.loss.update(self.model, batch, meta)

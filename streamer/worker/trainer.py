@@ -42,6 +42,7 @@ from streamer.worker.holder import ModelHolder, StepResult, WorkerError
 from streamer.worker.metrics import WorkerMetrics
 from streamer.worker.position import StreamPosition
 from streamer.worker.progressive import ProgressiveMetrics
+from streamer.worker.shadow import ShadowPublisher
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class Trainer:
         self.error: BaseException | None = None
         self.checkpoints = 0
         self.last_trained: float | None = None  # monotonic end of the last trained batch
+        self.shadow: ShadowPublisher | None = None  # online publishing (streamer.worker.shadow)
         self._thread = threading.Thread(target=self._run, name="lt4rec-worker-train", daemon=True)
 
     # ---- the polling thread's side ---------------------------------------------------
@@ -236,6 +238,11 @@ class Trainer:
         """THE commit order for one micro-batch (module docstring)."""
         t0 = time.perf_counter()
         result = self._train(cut)  # 1. train
+        if self.shadow is not None:  # the champion scores the same rows (advisory)
+            try:
+                self.shadow.observe(cut, result, self.holder)
+            except Exception:
+                log.exception("shadow scoring failed: online publishing skips this batch")
         if cut.dead:  # 2. sinks
             self.dlq.send_rows(self.cfg.topics.dlq, cut.dead)
         trained = dict(result.trained) if result else {}
@@ -292,5 +299,10 @@ class Trainer:
         self.metrics.checkpointed(info.version)
         self.metrics.set_rolling(self.progress.snapshot())
         log.info("checkpoint: online version %d (parent %s)", info.version, info.parent)
+        if self.shadow is not None:
+            try:
+                self.shadow.on_checkpoint(info, self.holder)
+            except Exception:  # publishing is advisory: training goes on
+                log.exception("online publishing of version %d failed", info.version)
         if self.on_checkpoint is not None:
             self.on_checkpoint(info)
