@@ -14,12 +14,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from lt4rec.config import load_app_config
 from lt4rec_cli.main import app
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = sorted((REPO / "ops" / "systemd").glob("*.service"))
 # one unit per long-running daemon of the system
 DAEMONS = {"streamer", "worker", "scheduler", "serve"}
+# the daemons whose Prometheus endpoint is metrics.port (the server's is serve.port)
+METRICS_PORT_DAEMONS = {"streamer", "worker"}
 
 
 class _UnitParser(configparser.ConfigParser):
@@ -83,6 +86,27 @@ def test_exec_start_is_a_real_command(path: Path) -> None:
         assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", text), (
             f"{path.name}: lt4rec {positional[0]} has no option {option}"
         )
+
+
+def sets(args: list[str]) -> list[str]:
+    """The values of ``--set KEY=VALUE`` / ``--set=KEY=VALUE`` in ``args``."""
+    out = [a.split("=", 1)[1] for a in args if a.startswith("--set=")]
+    out += [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--set"]
+    return out
+
+
+def test_overrides_are_valid_and_metrics_ports_distinct() -> None:
+    ports: dict[int, str] = {}
+    for path in UNITS:
+        daemon = path.stem.removeprefix("lt4rec-")
+        cfg = load_app_config(None, sets(exec_args(read_unit(path))))  # unknown keys rejected
+        if daemon in METRICS_PORT_DAEMONS:
+            # metrics.port 0 (the default) would leave the dashboard without this daemon
+            assert cfg.metrics.port > 0, f"{path.name}: set metrics.port"
+            assert cfg.metrics.port not in ports, f"{path.name} and {ports[cfg.metrics.port]}"
+            ports[cfg.metrics.port] = path.name
+        if daemon == "serve":
+            assert cfg.serve.port not in ports, "serve.port clashes with a metrics port"
 
 
 def test_help_check_can_fail() -> None:
