@@ -173,6 +173,7 @@ def _stream(
         conversions=t.conversions + sfx,
         examples=t.examples + sfx,
         dlq=t.dlq + sfx,
+        models=t.models + sfx,
     )
     store_url, archive_dir = stream_paths(cfg, work)
     cfg = replace(
@@ -191,11 +192,19 @@ def _stream(
     out: dict[str, Any] = {"topics_suffix": f"run-{run_id}", "archive_dir": archive_dir}
     ensure_topics(cfg.kafka, cfg.topics)
     try:
-        done = _stage(log, f"replay events into Kafka at {cfg.kafka.bootstrap}")
-        events = load_events(sim_dir)
-        stats = replay(events, cfg.kafka, cfg.topics)
-        out["replay"] = {"seconds": round(done(), 2), **_plain(stats)}
+        def do_replay() -> dict[str, Any]:
+            done = _stage(log, f"replay events into Kafka at {cfg.kafka.bootstrap}")
+            stats = replay(load_events(sim_dir), cfg.kafka, cfg.topics)
+            return {"seconds": round(done(), 2), **_plain(stats)}
 
+        if cfg.run.live:
+            from streamer.system.main import live_stream
+
+            out.update(live_stream(cfg, work, sim_dir, fit_ckpt, fit, do_replay, log))
+            out["archive_check"] = check = check_archive(sim_dir, Path(archive_dir))
+            _log_check(check, log)
+            return out
+        out["replay"] = do_replay()
         done = _stage(log, "join events into examples and the archive")
         daemon = JoinerDaemon(cfg, DaemonOptions(exit_when_idle_s=5.0, flush_at_end=True))
         joined = daemon.run()
@@ -203,22 +212,25 @@ def _stream(
 
         check = check_archive(sim_dir, Path(archive_dir))
         out["archive_check"] = check
-        log(
-            f"   archive: {check['archive_rows']} rows for {check['impressions']} impressions, "
-            f"{check['label_mismatches']} label mismatches, {check['duplicate_rows']} duplicates"
-        )
+        _log_check(check, log)
         test_ts = pq.read_table(sim_dir / "test.parquet", columns=["ts"])["ts"]
         test_start = int(pc.min(test_ts).as_py())
         out["online"] = learn_online(cfg, fit_ckpt, fit, test_start, log)
     finally:
         admin = admin_client(cfg.kafka)
         try:
-            admin.delete_topics(
-                [topics.impressions, topics.clicks, topics.conversions, topics.examples, topics.dlq]
-            )
+            admin.delete_topics([topics.impressions, topics.clicks, topics.conversions,
+                                 topics.examples, topics.dlq, topics.models])  # fmt: skip
         finally:
             admin.close()
     return out
+
+
+def _log_check(check: dict[str, Any], log: Log) -> None:
+    log(
+        f"   archive: {check['archive_rows']} rows for {check['impressions']} impressions, "
+        f"{check['label_mismatches']} label mismatches, {check['duplicate_rows']} duplicates"
+    )
 
 
 class PeriodScores:

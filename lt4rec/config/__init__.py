@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lt4rec.config.checks import require_finite
 from lt4rec.config.data import DataConfig, SimConfig
 from lt4rec.config.feedback import FeedbackConfig
 from lt4rec.config.joiner import ArchiveConfig, JoinerConfig, StoreConfig
@@ -22,9 +23,35 @@ from lt4rec.config.worker import WorkerConfig
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Where the main job (``lt4rec run``) keeps its files."""
+    """The main job (``lt4rec run``): where it keeps its files and how it drives the live
+    system (streamer.system.live). The ``demo_*`` values replace the daemons' production
+    cadence for a run of minutes: the scheduler's interval, the worker's online publishing
+    interval, and the label delay of the re-pruning window (0 is exact here: the replayed
+    log is finite and the joiner closes every window at its end)."""
 
     workdir: str = "runs/main"
+    live: bool = True  # False: the in-process pipeline (join, then learn online), no daemons
+    demo_reprune_interval_s: float = 300.0
+    demo_online_every_s: float = 15.0
+    demo_label_delay_s: int = 0
+    sample_s: float = 1.0  # the watcher's sampling period (summary time series)
+    progress_s: float = 5.0  # one progress line this often
+    predict_clients: int = 2  # the bounded /predict load during the re-prune and swap
+    join_idle_s: float = 8.0  # the joiner exits (flushing) after this long without input
+    start_timeout_s: float = 180.0
+    phase_timeout_s: float = 900.0
+    settle_s: float = 3.0
+    stop_grace_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        require_finite(self)
+        if min(self.sample_s, self.progress_s, self.join_idle_s, self.start_timeout_s,
+               self.phase_timeout_s, self.stop_grace_s) <= 0:  # fmt: skip
+            raise ValueError("run.* durations must be > 0")
+        if self.settle_s < 0 or self.demo_reprune_interval_s < 0 or self.demo_online_every_s < 0:
+            raise ValueError("run.settle_s and the demo intervals must be >= 0")
+        if self.demo_label_delay_s < 0 or self.predict_clients < 0:
+            raise ValueError("run.demo_label_delay_s and run.predict_clients must be >= 0")
 
 
 @dataclass(frozen=True)

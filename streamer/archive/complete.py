@@ -8,8 +8,11 @@ finalises the row on arrival. The joiner then writes ``<archive>/_complete/p{P}.
 ``{"partition": P, "label_ts": W}`` atomically (written after the files, so a crash leaves an
 older, still true marker). The re-pruning job trains on rows with ``label_ts <= min_p W_p``
 only, and the worker's catch-up after a hot-swap starts right after that cut: no example is
-in neither. (A conversion later than ``joiner.allowed_lateness_s`` may still finalise a row
-below the marker; the joiner counts those as ``late.conversion``.)
+in neither. After ``--flush-at-end`` (the stream ended, every window closed and archived) the
+marker moves to watermark + lateness + click and attribution windows, past every possible
+``label_ts``, and marked ``ended``: every archived row is usable. (A conversion later than
+``joiner.allowed_lateness_s`` may still finalise a row below the marker; the joiner counts
+those as ``late.conversion``.)
 """
 
 from __future__ import annotations
@@ -21,8 +24,11 @@ from pathlib import Path
 MARKER_DIR = "_complete"
 
 
-def write_marker(archive_dir: str | Path, partition: int, label_ts: int) -> None:
-    """Record that partition ``partition`` is archived completely up to ``label_ts`` (ms)."""
+def write_marker(
+    archive_dir: str | Path, partition: int, label_ts: int, ended: bool = False
+) -> None:
+    """Record that partition ``partition`` is archived completely up to ``label_ts`` (ms);
+    ``ended``: the stream ended and every row of the partition is archived (any label time)."""
     folder = Path(archive_dir) / MARKER_DIR
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"p{partition:04d}.json"
@@ -30,25 +36,41 @@ def write_marker(archive_dir: str | Path, partition: int, label_ts: int) -> None
     if old is not None and old >= label_ts:
         return  # markers only move forward
     tmp = folder / f".p{partition:04d}.json.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps({"partition": partition, "label_ts": int(label_ts)}))
+    data = {"partition": partition, "label_ts": int(label_ts)} | ({"ended": True} if ended else {})
+    tmp.write_text(json.dumps(data))
     os.replace(tmp, path)
 
 
 def read_markers(archive_dir: str | Path) -> dict[int, int]:
     """``{partition: label_ts}`` of every readable marker (unreadable ones are ignored)."""
-    out: dict[int, int] = {}
+    return {p: ts for p, (ts, _) in _read(archive_dir).items()}
+
+
+def _read(archive_dir: str | Path) -> dict[int, tuple[int, bool]]:
+    out: dict[int, tuple[int, bool]] = {}
     for path in sorted((Path(archive_dir) / MARKER_DIR).glob("p*.json")):
         try:
             data = json.loads(path.read_text())
-            out[int(data["partition"])] = int(data["label_ts"])
+            out[int(data["partition"])] = (int(data["label_ts"]), bool(data.get("ended", False)))
         except (ValueError, KeyError, TypeError, OSError):
             continue
     return out
 
 
 def complete_until(archive_dir: str | Path, partitions: int) -> int | None:
-    """The label time up to which EVERY one of ``partitions`` join partitions is archived."""
-    markers = read_markers(archive_dir)
+    """The label time up to which EVERY one of ``partitions`` join partitions is archived.
+
+    An ``ended`` partition is complete at any label time: the cut is the least marker of the
+    others (with every partition ended, see :func:`stream_ended`)."""
+    markers = _read(archive_dir)
     if any(p not in markers for p in range(partitions)):
         return None
-    return min(markers[p] for p in range(partitions))
+    open_ = [markers[p][0] for p in range(partitions) if not markers[p][1]]
+    return min(open_) if open_ else max(markers[p][0] for p in range(partitions))
+
+
+def stream_ended(archive_dir: str | Path, partitions: int) -> bool:
+    """Whether every partition's marker says the stream ended (``--flush-at-end``): every
+    row that will ever exist is archived, whatever its label time."""
+    markers = _read(archive_dir)
+    return all(p in markers and markers[p][1] for p in range(partitions))

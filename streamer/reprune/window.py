@@ -28,7 +28,7 @@ import pyarrow.dataset as ds
 
 from lt4rec.config import AppConfig
 from streamer.archive import archive_files, day_of
-from streamer.archive.complete import complete_until
+from streamer.archive.complete import complete_until, stream_ended
 
 _HOUR_MS = 3_600_000
 _DAY_MS = 24 * _HOUR_MS
@@ -97,13 +97,17 @@ def plan_window(cfg: AppConfig, end: int | None = None, days: float | None = Non
         raise WindowError(f"the archive {root} has no files yet")
     cut = complete_until(root, cfg.topics.partitions)
     complete = cut is not None
-    if cut is None:  # no markers for every partition: everything archived so far counts
-        cut = _max_label_ts(files)
+    ended = stream_ended(root, cfg.topics.partitions)
+    if cut is None or ended:  # no markers for every partition, or the stream ended:
+        cut = _max_label_ts(files)  # everything archived so far counts
     delay_s = rc.label_delay_s
     if delay_s is None:
         delay_s = cfg.joiner.click_window_s + cfg.joiner.attribution_window_s
     grain = rc.end_granularity_s * 1000
-    latest = (cut - delay_s * 1000) // grain * grain
+    latest = cut - delay_s * 1000
+    if ended:  # every label is final: the window may end with the last impression
+        latest = min(latest, _max_label_ts(files, "ts") + 1)
+    latest = latest // grain * grain
     stop = latest if end is None else min(end, latest)
     span = int((days if days is not None else rc.window_days) * _DAY_MS)
     holdout_start = stop - int(rc.holdout_hours * _HOUR_MS)
@@ -123,10 +127,10 @@ def plan_window(cfg: AppConfig, end: int | None = None, days: float | None = Non
     return Window(start, train_end, holdout_start, stop, cut, complete, chosen)
 
 
-def _max_label_ts(files: list[Path]) -> int:
-    """The largest label time of the archive, streamed (one column, batch by batch)."""
+def _max_label_ts(files: list[Path], column: str = "label_ts") -> int:
+    """The largest label time (or ``column``) of the archive, streamed (batch by batch)."""
     best: int | None = None
-    scan = ds.dataset([str(f) for f in files], format="parquet").to_batches(columns=["label_ts"])
+    scan = ds.dataset([str(f) for f in files], format="parquet").to_batches(columns=[column])
     for rb in scan:
         value = pc.max(rb.column(0)).as_py()
         if value is not None and (best is None or value > best):

@@ -2,14 +2,15 @@
 
 ``<repo>/<model name>/<version>/model.onnx`` (plus ``export.json``: source checkpoint,
 checksum, max deviation) and ``<repo>/<model name>/config.pbtxt``. The graph is written
-directly with ``onnx.helper`` (no exporter dependency): the embedding block (one gather
-from the stacked tables, mean pooling of the multi-valued fields over non-padding ids) and,
-per task, the compacted subnetwork of :func:`lt4rec.sparse.compact` (unread inputs, dead
-and constant neurons removed; the surviving small matrices as dense ``Gemm``s; ONNX has no
-standard sparse matmul). Inputs are the ENCODED features (hashed ids and standardised
-dense values, :class:`~streamer.serve.instances.InstanceEncoder`): ``sparse`` int64
-``[B, n_sparse]``, ``multi`` int64 ``[B, n_multi, L]``, ``dense`` float32 ``[B, n_dense]``;
-outputs ``ctr``, ``cvr``, ``ctcvr`` float32 ``[B]`` probabilities.
+directly with ``onnx.helper`` (no exporter dependency): the embedding block (one gather from
+the stacked tables, mean pooling of the multi-valued fields over non-padding ids, and the
+``dot`` interaction as MatMul of the field vectors with their transpose + a Gather of the upper
+triangle) and, per task, the compacted subnetwork of :func:`lt4rec.sparse.compact` (unread
+inputs, dead and constant neurons removed; the surviving small matrices as dense ``Gemm``s;
+ONNX has no standard sparse matmul). Inputs are the ENCODED features (hashed ids and
+standardised dense values, :class:`~streamer.serve.instances.InstanceEncoder`): ``sparse``
+int64 ``[B, n_sparse]``, ``multi`` int64 ``[B, n_multi, L]``, ``dense`` float32 ``[B,
+n_dense]``; outputs ``ctr``, ``cvr``, ``ctcvr`` float32 ``[B]`` probabilities.
 
 The model is verified with onnxruntime against torch (the dense masked model) on random
 and all-missing inputs before the version directory is renamed into place (last step, so
@@ -61,9 +62,11 @@ def _graph(model: SparseSharing) -> Any:
     table = const("embeddings", emb.weight.detach().numpy().astype(np.float32))
     offsets = emb.offsets.numpy().astype(np.int64)
     parts: list[str] = []
+    fields: list[str] = []  # [B, n, dim] blocks of field vectors, in the model's order
     if s.n_sparse:
         ids = node("Add", ["sparse", const("sparse_offsets", offsets[: s.n_sparse])], "sparse_ids")
         vec = node("Gather", [table, ids], "sparse_vec", axis=0)  # [B, n_sparse, dim]
+        fields.append(vec)
         parts.append(node("Flatten", [vec], "sparse_flat", axis=1))
     if s.n_multi:
         moff = const("multi_offsets", offsets[s.n_sparse :].reshape(1, -1, 1))
@@ -77,9 +80,18 @@ def _graph(model: SparseSharing) -> Any:
         count = node("ReduceSum", [keep4, axis2], "mcount", keepdims=0)  # [B, n_multi, 1]
         count = node("Max", [count, const("one", np.array(1.0, np.float32))], "mcount1")
         pooled = node("Div", [total, count], "multi_pooled")  # [B, n_multi, dim]
+        fields.append(pooled)
         parts.append(node("Flatten", [pooled], "multi_flat", axis=1))
     if s.n_dense:
         parts.append("dense")
+    if emb.interaction is not None and fields:  # DLRM dot products, upper triangle
+        f = node("Concat", fields, "fields", axis=1) if len(fields) > 1 else fields[0]
+        ft = node("Transpose", [f], "fields_t", perm=[0, 2, 1])  # [B, dim, F]
+        gram = node("MatMul", [f, ft], "gram")  # [B, F, F]
+        n_f = s.n_sparse + s.n_multi
+        flat = node("Flatten", [gram], "gram_flat", axis=1)  # [B, F * F]
+        pairs = (emb.interaction.rows * n_f + emb.interaction.cols).numpy().astype(np.int64)
+        parts.append(node("Gather", [flat, const("pair_index", pairs)], "pairs", axis=1))
     x = node("Concat", parts, "x", axis=1) if len(parts) > 1 else parts[0]
     probs = {}
     for task in TASKS:

@@ -108,6 +108,8 @@ class WorkerDaemon:
             log.error("refused corrupt version %d: %s", info.version, reason)
             self.metrics.corrupt.inc()
         log.warning("worker starts from %s", self.start.source)
+        if self.start.holder.version is not None:
+            self.metrics.version.set(self.start.holder.version)
         holder = self.start.holder
         w = cfg.worker
         self.batcher = Batcher(

@@ -97,10 +97,14 @@ class ShadowPublisher:
         self.champion_version: int | None = None
         self.last_attempt = time.monotonic()
         self.published: list[dict[str, object]] = []  # what the summary reports
+        self._followed = False
 
     # ---- training thread, after every step -------------------------------------------
     def observe(self, cut: Cut, result: StepResult | None, holder: ModelHolder) -> None:
         """Score ``cut``'s rows with the champion next to the candidate's ``result.scores``."""
+        if not self._followed:  # the version in service at start: compare from the first row
+            self._followed = True
+            self._follow_champion(holder)
         champ = self.champion
         if champ is None or result is None or not result.scores or cut.encoded is None:
             return

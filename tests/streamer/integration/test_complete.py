@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from streamer.archive.complete import complete_until, read_markers
+from streamer.archive.complete import complete_until, read_markers, stream_ended
 from streamer.kafka.admin import ensure_topics
 from streamer.replay import ReplayEvents, read_table, replay
+from streamer.reprune import plan_window
 from tests.streamer.integration.streamer_it_support import (
     PARTITIONS,
     archive_frame,
@@ -62,3 +65,27 @@ def test_rows_final_below_the_marker_are_all_archived(stream_env, sim_dir, sim_e
     assert (got.loc[sorted(due), "conversion"] == want.conversion).all()
     # open windows stayed open: some impressions of the replayed half are not archived yet
     assert len(got) < len({k.decode() for k in cut.keys})
+
+
+def test_flush_at_end_marks_every_archived_row_complete(stream_env, sim_events):
+    """``--flush-at-end`` ends the stream: every window closes and the marker passes the
+    largest label time in the archive, so a re-pruning window may use every row."""
+    from streamer.daemon import DaemonOptions, JoinerDaemon
+
+    env = stream_env()
+    cfg = env.cfg
+    ensure_topics(cfg.kafka, cfg.topics)
+    half = len(sim_events) // 3
+    cut = ReplayEvents(
+        sim_events.ts[:half], sim_events.kind[:half], sim_events.keys[:half],
+        sim_events.values[:half],
+    )  # fmt: skip
+    replay(cut, cfg.kafka, cfg.topics)
+    JoinerDaemon(cfg, DaemonOptions(exit_when_idle_s=3.0, flush_at_end=True)).run()
+    got = archive_frame(env.archive)
+    assert len(got) == len({k.decode() for k in cut.keys})  # every impression archived
+    assert stream_ended(env.archive, PARTITIONS), read_markers(env.archive)
+    cfg = replace(cfg, reprune=replace(cfg.reprune, label_delay_s=0, window_days=30.0))
+    w = plan_window(cfg)  # every archived row is in the window, up to the last impression
+    assert w.label_cut >= int(got["label_ts"].max())
+    assert w.end > int(got["ts"].max()) - cfg.reprune.end_granularity_s * 1000

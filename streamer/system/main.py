@@ -1,0 +1,131 @@
+"""The main job's live stage: publish the fit, run the live system, summarise and report.
+
+:func:`live_stream` is called by :func:`streamer.pipeline.run_pipeline` after the offline fit
+(its topics, store, archive and registry are the run's own). It applies the ``run.demo_*``
+cadence, registers and publishes the fit as version 1 (an ``offline`` version: what the
+servers serve and the worker starts from), runs :func:`streamer.system.live.run_live`, and
+turns what it saw into the summary's ``live`` section and ``report.html``
+(:func:`lt4rec.report.html.write_html_report`): the worker's rolling AUCs over time coloured
+by version, mask density / overlap per version, versions and swaps, the ``/predict`` load.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from checkpoints import Registry, verify
+from lt4rec.config import AppConfig
+from lt4rec.report.html import write_html_report
+from lt4rec.report.sharing import sharing_report
+from streamer.notices.announce import open_announcer
+from streamer.system.live import run_live
+
+Log = Callable[[str], None]
+
+
+def demo_config(cfg: AppConfig) -> AppConfig:
+    """The live system's configuration: production settings with the ``run.demo_*`` cadence."""
+    r = cfg.run
+    return replace(
+        cfg,
+        scheduler=replace(cfg.scheduler, interval_s=r.demo_reprune_interval_s,
+                          drift_min_interval_s=min(cfg.scheduler.drift_min_interval_s, 60.0)),
+        publish=replace(cfg.publish, online_every_s=r.demo_online_every_s),
+        # online publishing happens at checkpoints: checkpoint at least as often
+        worker=replace(cfg.worker, checkpoint_seconds=min(cfg.worker.checkpoint_seconds,
+                                                          max(1.0, r.demo_online_every_s))),
+        reprune=replace(cfg.reprune, label_delay_s=r.demo_label_delay_s),
+    )  # fmt: skip
+
+
+def publish_fit(cfg: AppConfig, fit_ckpt: Path, fit: dict[str, Any], log: Log) -> int:
+    """Register the offline fit and publish it (version 1 of the run's registry)."""
+    reg = Registry(cfg.registry)
+    try:
+        info = reg.save(
+            "offline", lambda p: shutil.copyfile(fit_ckpt, p), model_name=cfg.model.name,
+            metrics={k: v for k, v in fit.items() if k != "seconds"},
+        )  # fmt: skip
+    finally:
+        reg.close()
+    with open_announcer(cfg) as announcer:
+        if announcer is None:
+            raise RuntimeError("cannot announce on topics.models: is the broker up?")
+        announcer.publish(info.version, "main job: the offline fit")
+    log(f"   published the offline fit as version {info.version}")
+    return info.version
+
+
+def version_rows(cfg: AppConfig) -> list[dict[str, Any]]:
+    """Every registered version with its mask density / overlap (read from its checkpoint for
+    non-online versions and the newest online one: online versions keep their parent's masks)."""
+    reg = Registry(cfg.registry)
+    try:
+        infos = reg.versions()
+        published = {p.version.version for p in reg.publications()}
+    finally:
+        reg.close()
+    online = [i.version for i in infos if i.kind == "online"]
+    rows = []
+    for info in infos:
+        row: dict[str, Any] = {
+            "version": info.version, "kind": info.kind, "status": info.status,
+            "parent": info.parent, "published": info.version in published,
+        }  # fmt: skip
+        if info.kind != "online" or info.version == max(online, default=None) or row["published"]:
+            try:
+                total = sharing_report(verify(info).masks)["total"]
+                row.update({k: round(total[k], 4) for k in ("density_ctr", "density_cvr",
+                            "shared_fraction") if k in total})  # fmt: skip
+            except Exception as exc:  # a refused file is a row of its own, not a failure
+                row["error"] = str(exc)[:200]
+        rows.append(row)
+    return rows
+
+
+def live_stream(
+    cfg: AppConfig, work: Path, sim_dir: Path, fit_ckpt: Path, fit: dict[str, Any],
+    replay_fn: Callable[[], dict[str, Any]], log: Log,
+) -> dict[str, Any]:  # fmt: skip
+    import pyarrow.parquet as pq
+
+    cfg = demo_config(cfg)
+    n = sum(pq.read_metadata(sim_dir / f"{s}.parquet").num_rows for s in ("train", "valid", "test"))
+    log("== live system: server, worker, scheduler, joiner as processes "
+        f"(logs in {work / 'logs'})")  # fmt: skip
+    v1 = publish_fit(cfg, fit_ckpt, fit, log)
+    live = run_live(cfg, work, n, replay_fn, log)
+    versions = version_rows(cfg)
+    live["versions"] = versions
+    live["first_version"] = v1
+    _report(work, fit, live, log)
+    return {"replay": live.pop("replay"), "join": live.get("join"), "live": live}
+
+
+def _report(work: Path, fit: dict[str, Any], live: dict[str, Any], log: Log) -> None:
+    load = live.get("predict_load") or {}
+    rep = live.get("reprune") or {}
+    series = [p for p in live.get("series", []) if p.get("ctr_auc") is not None]
+    sections = {
+        "Offline fit (test split)": fit,
+        "Re-pruning run": {k: v for k, v in rep.items() if k != "metrics"} | rep.get("metrics", {}),
+        "Hot-swap": {"server waited (s)": live.get("swap_wait_server_s"),
+                     "worker waited (s)": live.get("swap_wait_worker_s"),
+                     **(live.get("worker") or {})},
+        "/predict load during the re-prune and swap": {
+            k: v for k, v in load.items() if k != "first_errors"},
+        "Server versions over time": {f"t={p['t']}s": f"v{p['version']} ({p.get('kind')})"
+                                      for p in live.get("server_versions", [])},
+        "Versions": {f"v{r['version']}": f"{r['kind']} {r['status']} parent={r['parent']}"
+                     + (" published" if r.get("published") else "") for r in live["versions"]},
+    }  # fmt: skip
+    path = write_html_report(
+        {"auc_series": series, "versions": live["versions"], "sections": sections},
+        work / "report.html", title="lt4rec main job",
+    )
+    live["report"] = str(path)
+    log(f"   report: {path}")
