@@ -20,17 +20,24 @@ def run(
         ),
     ] = True,
 ) -> None:
-    """Simulate -> fit the sparse-shared model -> replay through Kafka -> join -> archive ->
-    online worker."""
+    """Simulate -> fit and publish -> the live system (joiner, worker, scheduler, server) on
+    the replayed log -> re-prune, publish, hot-swap -> summary and HTML report."""
     cfg = load_cli_config(config, sets)
     from kafka.errors import KafkaError
 
     from streamer.pipeline import PipelineError, run_pipeline
+    from streamer.system.procs import DaemonDied
 
     try:
         summary = run_pipeline(cfg, stream=stream, log=lambda m: typer.echo(m, err=True))
     except PipelineError as exc:
         raise fail(str(exc)) from exc
+    except KeyboardInterrupt:  # the daemons were stopped (SIGTERM) on the way out
+        raise fail("interrupted: every daemon of the run was stopped", 130) from None
+    except DaemonDied as exc:
+        raise fail(f"a daemon of the main job failed: {exc}", 1) from exc
+    except (TimeoutError, RuntimeError) as exc:  # a phase did not finish; daemons stopped
+        raise fail(f"the main job stopped: {exc}", 1) from exc
     except KafkaError as exc:
         raise fail(
             f"Kafka error: {exc} (is the broker at {cfg.kafka.bootstrap} up? "

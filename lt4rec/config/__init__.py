@@ -25,15 +25,19 @@ from lt4rec.config.worker import WorkerConfig
 class RunConfig:
     """The main job (``lt4rec run``): where it keeps its files and how it drives the live
     system (streamer.system.live). The ``demo_*`` values replace the daemons' production
-    cadence for a run of minutes: the scheduler's interval, the worker's online publishing
-    interval, and the label delay of the re-pruning window (0 is exact here: the replayed
-    log is finite and the joiner closes every window at its end)."""
+    settings for a run of minutes: the scheduler's interval, the worker's online publishing
+    interval, the label delay of the re-pruning window (0 is exact here: the replayed log is
+    finite and the joiner closes every window at its end) and the gate's margin."""
 
     workdir: str = "runs/main"
     live: bool = True  # False: the in-process pipeline (join, then learn online), no daemons
     demo_reprune_interval_s: float = 300.0
     demo_online_every_s: float = 15.0
     demo_label_delay_s: int = 0
+    # the re-pruning gate's AUC margin in the demo (production: reprune.gate_*_eps = 0.002):
+    # on a replayed week the recent-window candidate and the fine-tuned model in service
+    # differ by a few hundredths per task, and the demo exists to exercise publish + hot-swap
+    demo_gate_eps: float = 0.05
     sample_s: float = 1.0  # the watcher's sampling period (summary time series)
     progress_s: float = 5.0  # one progress line this often
     predict_clients: int = 2  # the bounded /predict load during the re-prune and swap
@@ -50,8 +54,8 @@ class RunConfig:
             raise ValueError("run.* durations must be > 0")
         if self.settle_s < 0 or self.demo_reprune_interval_s < 0 or self.demo_online_every_s < 0:
             raise ValueError("run.settle_s and the demo intervals must be >= 0")
-        if self.demo_label_delay_s < 0 or self.predict_clients < 0:
-            raise ValueError("run.demo_label_delay_s and run.predict_clients must be >= 0")
+        if self.demo_label_delay_s < 0 or self.predict_clients < 0 or self.demo_gate_eps < 0:
+            raise ValueError("run.demo_label_delay_s, demo_gate_eps, predict_clients must be >= 0")
 
 
 @dataclass(frozen=True)

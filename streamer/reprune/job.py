@@ -65,15 +65,26 @@ class RepruneReport:
     notice: Notice | None = None
 
 
-def _baseline(reg: Registry, log: Log) -> tuple[int, Checkpoint] | None:
+def _baseline(reg: Registry, log: Log, holdout_start: int) -> tuple[int, Checkpoint] | None:
+    """The version to beat: the one in service, or — when it has trained on held-out rows (an
+    online version fine-tuned past ``holdout_start``) — its newest ancestor that has not, so
+    that neither model has seen the gate's labels. Unusable files are skipped."""
     current = reg.current()
-    if current is None:
-        return None
-    try:
-        return current.version.version, verify(current.version)
-    except (CorruptCheckpointError, OSError) as exc:
-        log(f"reprune: the version in service ({current.version.version}) is unusable: {exc}")
-        return None
+    info = current.version if current is not None else None
+    while info is not None:
+        if info.data_last_ts is None or info.data_last_ts < holdout_start:
+            try:
+                ckpt = verify(info)
+            except (CorruptCheckpointError, OSError) as exc:
+                log(f"reprune: version {info.version} is unusable as the baseline: {exc}")
+            else:
+                if current is not None and info.version != current.version.version:
+                    log(f"reprune: baseline = version {info.version}, the newest ancestor of "
+                        f"version {current.version.version} in service that has not trained "
+                        "on the held-out rows")  # fmt: skip
+                return info.version, ckpt
+        info = reg.get(info.parent) if info.parent is not None else None
+    return None
 
 
 def _spec(cfg: AppConfig, base: Checkpoint | None) -> FeatureSpec:
@@ -149,7 +160,7 @@ def _run(
     report.window = w.describe()
     log(f"reprune: window {report.window['start_utc']} .. {report.window['end_utc']} "
         f"({len(w.files)} files, labels final up to {report.window['label_cut_utc']})")  # fmt: skip
-    found = _baseline(reg, log)
+    found = _baseline(reg, log, w.holdout_start)
     base = found[1] if found else None
     report.baseline = found[0] if found else None
     spec = _spec(cfg, base)
@@ -184,7 +195,7 @@ def _run(
         **{f"baseline_{k}": v for k, v in report.baseline_metrics.items()},
         "density_ctr": shape["density_ctr"], "density_cvr": shape["density_cvr"],
         "label_cutoff_ts": w.label_cut, "train_end_ts": w.train_end, "best_epoch": joint.best_epoch,
-        "train_rows": len(train), "gate": reason,
+        "train_rows": len(train), "gate": reason, "baseline_version": report.baseline,
     }  # fmt: skip
     info = reg.save(
         "repruned",

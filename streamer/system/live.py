@@ -230,7 +230,8 @@ def _repruned(cfg: AppConfig) -> dict[str, Any] | None:
     try:
         for info in reversed(reg.versions()):
             if info.kind == "repruned" and info.status in ("published", "rejected", "registered"):
-                return {"version": info.version, "status": info.status, "reason": info.reason,
+                reason = info.reason or str(info.metrics.get("gate", ""))
+                return {"version": info.version, "status": info.status, "reason": reason,
                         "metrics": info.metrics, "parent": info.parent}  # fmt: skip
     finally:
         reg.close()

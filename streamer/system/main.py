@@ -38,7 +38,9 @@ def demo_config(cfg: AppConfig) -> AppConfig:
         # online publishing happens at checkpoints: checkpoint at least as often
         worker=replace(cfg.worker, checkpoint_seconds=min(cfg.worker.checkpoint_seconds,
                                                           max(1.0, r.demo_online_every_s))),
-        reprune=replace(cfg.reprune, label_delay_s=r.demo_label_delay_s),
+        reprune=replace(cfg.reprune, label_delay_s=r.demo_label_delay_s,
+                        gate_ctr_eps=max(cfg.reprune.gate_ctr_eps, r.demo_gate_eps),
+                        gate_cvr_eps=max(cfg.reprune.gate_cvr_eps, r.demo_gate_eps)),
     )  # fmt: skip
 
 
@@ -103,7 +105,45 @@ def live_stream(
     live["versions"] = versions
     live["first_version"] = v1
     _report(work, fit, live, log)
+    print_summary(live, log)
     return {"replay": live.pop("replay"), "join": live.get("join"), "live": live}
+
+
+def print_summary(live: dict[str, Any], log: Log) -> None:
+    """The console summary: AUCs over time, versions, swaps, freshness, the /predict load."""
+    log("== summary of the live system")
+    pts = [p for p in live.get("series", []) if p.get("ctr_auc") is not None]
+    step = max(1, len(pts) // 6)
+    log(
+        "   worker rolling AUC over time (progressive validation over the last "
+        "worker.metrics_window examples; under joiner.policy = wait_full the stream's order is "
+        "the labels' finality, so late windows are biased samples: docs/worker.md):"
+    )
+    for p in pts[::step] + pts[-1:]:
+        cvr = p.get("cvr_auc")
+        log(f"     t={p['t']:>6.1f}s  v{p['version']:<3} ctr={p['ctr_auc']:.4f} "
+            f"cvr={'n/a' if cvr is None else f'{cvr:.4f}'}")  # fmt: skip
+    log("   versions: " + ", ".join(
+        f"v{r['version']} {r['kind']}{' (published)' if r.get('published') else ''}"
+        for r in sorted(live["versions"], key=lambda r: r["version"])))  # fmt: skip
+    log(
+        "   server served: "
+        + " -> ".join(f"v{p['version']} at t={p['t']}s" for p in live.get("server_versions", []))
+    )
+    w = live.get("worker") or {}
+    log(f"   freshness: {w.get('published_online', 0):.0f} online versions published by the "
+        f"worker during the stream; once the re-pruned version was seen published, the server "
+        f"served it after {live.get('swap_wait_server_s')}s and the worker switched after "
+        f"{live.get('swap_wait_worker_s')}s (catch-up), pausing training "
+        f"{w.get('swap_pause_ms')} ms")  # fmt: skip
+    load = live.get("predict_load") or {}
+    log(f"   /predict during re-prune + swap: {load.get('requests')} requests, "
+        f"{load.get('errors')} errors, versions {load.get('versions')}, "
+        f"p50 {load.get('p50_ms')} ms, p99 {load.get('p99_ms')} ms")  # fmt: skip
+    preds = live.get("predictions") or {}
+    log(f"   /predict example (version {preds.get('model_version')}): ctr "
+        f"{[round(x, 4) for x in preds.get('ctr') or []]} cvr "
+        f"{[round(x, 4) for x in preds.get('cvr') or []]}")  # fmt: skip
 
 
 def _report(work: Path, fit: dict[str, Any], live: dict[str, Any], log: Log) -> None:
@@ -125,7 +165,8 @@ def _report(work: Path, fit: dict[str, Any], live: dict[str, Any], log: Log) -> 
     }  # fmt: skip
     path = write_html_report(
         {"auc_series": series, "versions": live["versions"], "sections": sections},
-        work / "report.html", title="lt4rec main job",
+        work / "report.html",
+        title="lt4rec main job",
     )
     live["report"] = str(path)
     log(f"   report: {path}")

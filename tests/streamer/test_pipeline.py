@@ -16,6 +16,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
 def test_run_simulates_fits_streams_and_archives_exactly(kafka_bootstrap, tmp_path):
+    """``run.live = false``: join in-process, then the worker in-process (no daemons)."""
     work, archive = tmp_path / "main", tmp_path / "my-archive"  # [archive] dir is honoured
     args = [
         "run",
@@ -30,6 +31,7 @@ def test_run_simulates_fits_streams_and_archives_exactly(kafka_bootstrap, tmp_pa
         "--set", "model.tower=[8]",
         "--set", "prune.rounds=1",
         "--set", "data.hash_buckets=1009",
+        "--set", "run.live=false",  # the in-process pipeline (the live one: tests/streamer/system)
     ]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output

@@ -88,3 +88,35 @@ def test_not_enough_rows_is_a_failed_run(reprune_env):
     cfg = reprune_env(reprune={"min_train_rows": 10_000_000})
     report = run_reprune(cfg, log=lambda m: None)
     assert report.status == "failed" and "not enough data" in report.reason
+
+
+def test_an_online_version_that_trained_on_the_holdout_is_not_the_baseline(reprune_env):
+    """The gate compares models that have not seen its labels: an online version in service
+    fine-tuned past the held-out start is replaced by its newest ancestor that was not."""
+    import shutil
+
+    from checkpoints import publish
+
+    cfg = reprune_env()
+    first = run_reprune(cfg, log=lambda m: None)
+    assert first.status == "published", first.reason
+    hold = first.window["holdout_start"]
+    reg = Registry(cfg.registry)
+    try:
+        v1 = reg.get(first.version)
+
+        def online(last_ts: int, parent: int) -> int:
+            info = reg.save("online", lambda p: shutil.copyfile(str(v1.path), p),
+                            model_name=v1.model_name, parent=parent,
+                            data_range=(first.window["start"], last_ts))  # fmt: skip
+            publish(reg, info.version, "online")
+            return info.version
+
+        clean = online(hold - 1, v1.version)  # trained only on rows before the holdout
+        seen = online(hold + 3600_000, clean)  # fine-tuned on held-out rows
+        said: list[str] = []
+        again = run_reprune(cfg, log=said.append)
+        assert again.baseline == clean, (again.baseline, said)
+        assert any(f"baseline = version {clean}" in m and f"version {seen}" in m for m in said)
+    finally:
+        reg.close()

@@ -139,3 +139,46 @@ def test_a_rollback_to_an_offline_version_retrains_everything_it_does_not_cover(
         thread.join(timeout=120)
         pub.close()
         reg.close()
+
+
+def test_a_corrupt_published_version_is_refused_and_the_old_model_keeps_training(
+    stream_env, examples, base_ckpt
+):
+    from checkpoints import publish
+
+    env = stream_env()
+    ensure_topics(env.cfg.kafka, env.cfg.topics)
+    w = worker_env(env, "c", base_ckpt)
+    rows = examples[:800]
+    produce(w.cfg.kafka.bootstrap, w.cfg.topics.examples, _records(rows[:400]))
+    ends = {p: sum(1 for r in rows[:400] if r.src % 4 == p) for p in range(4)}
+    reg = Registry(w.cfg.registry)
+    pub = NoticePublisher(w.cfg.kafka, w.cfg.topics, reg)
+    daemon = WorkerDaemon(w.cfg, WorkerOptions(exit_when_idle_s=60.0))
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    try:
+        _wait(lambda: _trained_all(daemon, ends), "the worker to train the stream")
+        before = daemon.trainer.holder.version
+        bad = _register(reg, "repruned", base_ckpt)
+        notice = publish(reg, bad.version, "to be corrupted")  # verified, then damaged on disk
+        assert bad.path is not None
+        with open(bad.path, "r+b") as f:
+            f.seek(200)
+            byte = f.read(1)
+            f.seek(200)
+            f.write(bytes([byte[0] ^ 0xFF]))
+        pub.send(notice)
+        _wait(lambda: daemon.follower.records, "the refusal")
+        (rec,) = daemon.follower.records
+        assert not rec.ok and rec.version == bad.version and rec.reason
+        assert daemon.trainer.holder.version == before  # the old model is still the model
+        assert daemon.metrics.swap_refused._value.get() == 1
+        produce(w.cfg.kafka.bootstrap, w.cfg.topics.examples, _records(rows[400:]))
+        ends = {p: sum(1 for r in rows if r.src % 4 == p) for p in range(4)}
+        _wait(lambda: _trained_all(daemon, ends), "the old model to train the new examples")
+    finally:
+        daemon.request_stop()
+        thread.join(timeout=120)
+        pub.close()
+        reg.close()
