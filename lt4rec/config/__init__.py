@@ -38,6 +38,9 @@ class RunConfig:
     # on a replayed week the recent-window candidate and the fine-tuned model in service
     # differ by a few hundredths per task, and the demo exists to exercise publish + hot-swap
     demo_gate_eps: float = 0.05
+    # ES-DFM vs Vanilla for the report: ops/bench/delayed_feedback.py (the streaming protocol
+    # on the real joiner) on a simulator of this many impressions; 0 = skip
+    delayed_feedback_impressions: int = 30_000
     sample_s: float = 1.0  # the watcher's sampling period (summary time series)
     progress_s: float = 5.0  # one progress line this often
     predict_clients: int = 2  # the bounded /predict load during the re-prune and swap
@@ -54,8 +57,12 @@ class RunConfig:
             raise ValueError("run.* durations must be > 0")
         if self.settle_s < 0 or self.demo_reprune_interval_s < 0 or self.demo_online_every_s < 0:
             raise ValueError("run.settle_s and the demo intervals must be >= 0")
-        if self.demo_label_delay_s < 0 or self.predict_clients < 0 or self.demo_gate_eps < 0:
-            raise ValueError("run.demo_label_delay_s, demo_gate_eps, predict_clients must be >= 0")
+        if min(self.demo_label_delay_s, self.predict_clients, self.demo_gate_eps,
+               self.delayed_feedback_impressions) < 0:  # fmt: skip
+            raise ValueError(
+                "run.demo_label_delay_s, demo_gate_eps, predict_clients and "
+                "delayed_feedback_impressions must be >= 0"
+            )
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ def test_live_main_job_reprunes_publishes_and_hot_swaps_worker_and_server(
         "--set", "reprune.gate_ctr_eps=1.0", "--set", "reprune.gate_cvr_eps=1.0",
         "--set", "run.demo_online_every_s=5", "--set", "run.progress_s=10",
         "--set", "publish.online_eps=1.0", "--set", "publish.online_min_rows=200",
+        "--set", "run.delayed_feedback_impressions=8000",
     ]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -79,4 +80,7 @@ def test_live_main_job_reprunes_publishes_and_hot_swaps_worker_and_server(
     assert all(rc == 0 for rc in live["exit_status"].values()), live["exit_status"]
     report = (work / "report.html").read_text()
     assert "data:image/png;base64," in report and f"v{v2}" in report
+    assert "Delayed feedback" in report  # ES-DFM vs Vanilla vs Oracle
+    assert set(live["delayed_feedback"]) == {"vanilla", "es_dfm", "oracle"}
+    assert "== summary of the live system" in result.output
     assert live["series"] and all("ctr_auc" in p for p in live["series"])
