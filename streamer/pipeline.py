@@ -192,6 +192,7 @@ def _stream(
     out: dict[str, Any] = {"topics_suffix": f"run-{run_id}", "archive_dir": archive_dir}
     ensure_topics(cfg.kafka, cfg.topics)
     try:
+
         def do_replay() -> dict[str, Any]:
             done = _stage(log, f"replay events into Kafka at {cfg.kafka.bootstrap}")
             stats = replay(load_events(sim_dir), cfg.kafka, cfg.topics)
@@ -269,18 +270,11 @@ def learn_online(
     cfg: AppConfig, fit_ckpt: Path, fit: dict[str, Any], test_start_ts: int, log: Log
 ) -> dict[str, Any]:
     """Stage 6: the online worker on the joined stream, from the fit as an offline version."""
-    from checkpoints import Registry
+    from streamer.system.main import register_fit
     from streamer.worker import WorkerDaemon, WorkerOptions
 
     done = _stage(log, "learn online: the worker fine-tunes the fit on the example stream")
-    reg = Registry(cfg.registry)
-    try:
-        base = reg.save(
-            "offline", lambda p: shutil.copyfile(fit_ckpt, p), model_name=cfg.model.name,
-            metrics={k: v for k, v in fit.items() if k != "seconds"},
-        )  # fmt: skip
-    finally:
-        reg.close()
+    base = register_fit(cfg, fit_ckpt, fit)
     period = PeriodScores(test_start_ts)
     s = WorkerDaemon(cfg, WorkerOptions(exit_when_idle_s=5.0, on_trained=period)).run()
     test = period.metrics()

@@ -18,7 +18,6 @@ import argparse
 import json
 import shlex
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +27,13 @@ import offline  # ops/bench/offline.py: data preparation shared with the benchma
 def run(args: argparse.Namespace, data: Path, sets: list[str], seed: int) -> dict[str, Any]:
     """One fit with the model's profile + ``sets``; validation metrics of the kept state."""
     from lt4rec.config import load_app_config
-    from lt4rec.train.fit import run_fit
 
     cfg = load_app_config(None, [*args.sets, f"model.name={args.model}", *sets,
                                  f"train.seed={seed}"])  # fmt: skip
-    t0 = time.perf_counter()
-    res = run_fit(
-        cfg, data / "train.parquet", data / "valid.parquet", data / "valid.parquet",
-        data / "spec.json", progress=False,
-    )  # fmt: skip
-    m = res.metrics
     keep = ("ctr_auc", "cvr_auc", "ctcvr_auc", "density_ctr", "density_cvr", "best_epoch",
             "best_step", "shared_fraction", "sharing", "pruning")  # fmt: skip
-    return {**{k: m[k] for k in keep if k in m}, "seconds": time.perf_counter() - t0}
+    _, kept, seconds = offline.validation_fit(cfg, data, keep)
+    return {**kept, "seconds": seconds}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -310,6 +310,22 @@ def _yes(ok: bool) -> str:
     return "holds" if ok else "does NOT hold"
 
 
+def validation_fit(
+    cfg: Any, data: Path, keep: tuple[str, ...]
+) -> tuple[dict[str, Any], dict[str, Any], float]:
+    """One fit of ``cfg`` on ``data`` scored on VALIDATION only (the valid split is passed as
+    the test split, so the test split is never read): (all metrics, the ``keep`` ones, s)."""
+    from lt4rec.train.fit import run_fit
+
+    t0 = time.perf_counter()
+    res = run_fit(
+        cfg, data / "train.parquet", data / "valid.parquet", data / "valid.parquet",
+        data / "spec.json", progress=False,
+    )  # fmt: skip
+    m = res.metrics
+    return m, {k: m[k] for k in keep if k in m}, time.perf_counter() - t0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from lt4rec.config import ConfigError, load_app_config

@@ -27,7 +27,6 @@ import json
 import math
 import shlex
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -127,22 +126,15 @@ def run_trial(
 ) -> dict[str, Any]:
     """One fit scored on validation (the test split is never read: valid is passed as test)."""
     from lt4rec.config import load_app_config
-    from lt4rec.train.fit import run_fit
     from lt4rec.train.steps import validation_score
 
     sets = [*args.sets, "model.profile=none", f"model.name={model}", "train.seed=0"]
     cfg = load_app_config(None, [*sets, *overrides(settings)])
-    t0 = time.perf_counter()
-    res = run_fit(
-        cfg, data / "train.parquet", data / "valid.parquet", data / "valid.parquet",
-        data / "spec.json", progress=False,
-    )  # fmt: skip
-    m = res.metrics
     keep = ("ctr_auc", "cvr_auc", "ctcvr_auc", "ctr_logloss", "cvr_logloss", "density_ctr",
             "density_cvr", "best_epoch", "best_step", "epochs_run", "fit_seconds")  # fmt: skip
-    valid = {k: m[k] for k in keep if k in m}
+    m, valid, seconds = offline.validation_fit(cfg, data, keep)
     return {"score": validation_score(m, cfg.train.objective), "objective": cfg.train.objective,
-            "valid": valid, "seconds": time.perf_counter() - t0}  # fmt: skip
+            "valid": valid, "seconds": seconds}  # fmt: skip
 
 
 def tune_model(args: argparse.Namespace, data: Path, model: str) -> dict[str, Any]:

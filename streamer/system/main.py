@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from checkpoints import Registry, verify
+from checkpoints import Registry, VersionInfo, verify
 from lt4rec.config import AppConfig
 from lt4rec.report.html import write_html_report
 from lt4rec.report.sharing import sharing_report
@@ -44,16 +44,21 @@ def demo_config(cfg: AppConfig) -> AppConfig:
     )  # fmt: skip
 
 
-def publish_fit(cfg: AppConfig, fit_ckpt: Path, fit: dict[str, Any], log: Log) -> int:
-    """Register the offline fit and publish it (version 1 of the run's registry)."""
+def register_fit(cfg: AppConfig, fit_ckpt: Path, fit: dict[str, Any]) -> VersionInfo:
+    """The offline fit as an ``offline`` version of the run's registry."""
     reg = Registry(cfg.registry)
     try:
-        info = reg.save(
+        return reg.save(
             "offline", lambda p: shutil.copyfile(fit_ckpt, p), model_name=cfg.model.name,
             metrics={k: v for k, v in fit.items() if k != "seconds"},
         )  # fmt: skip
     finally:
         reg.close()
+
+
+def publish_fit(cfg: AppConfig, fit_ckpt: Path, fit: dict[str, Any], log: Log) -> int:
+    """Register the offline fit and publish it (version 1 of the run's registry)."""
+    info = register_fit(cfg, fit_ckpt, fit)
     with open_announcer(cfg) as announcer:
         if announcer is None:
             raise RuntimeError("cannot announce on topics.models: is the broker up?")

@@ -4,26 +4,17 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import get_args
 
 import pytest
 import torch
 
-from lt4rec.config.model import ModelConfig
+from lt4rec.config.model import ModelConfig, ModelName
 from lt4rec.data.batch import TASKS
 from lt4rec.models import MODELS, EmbeddingBlock, SparseSharing, build_model
 from lt4rec.testing import check_model, random_batch, random_schema
 
-ALL = [
-    "single",
-    "shared_bottom",
-    "esmm",
-    "mmoe",
-    "ple",
-    "cross_stitch",
-    "aitm",
-    "escm2",
-    "sparse_sharing",
-]
+ALL = list(get_args(ModelName))  # every name the config accepts
 
 
 SMALL = {"embedding_dim": 4, "bottom": (16, 8), "tower": (4,), "experts": 2, "expert_hidden": (8,)}

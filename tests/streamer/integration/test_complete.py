@@ -35,6 +35,11 @@ def _final_label_ts(sim_dir, joiner) -> dict[str, int]:
     return dict(zip(exp.index, out.astype(np.int64).tolist(), strict=True))
 
 
+def _first(events: ReplayEvents, n: int) -> ReplayEvents:
+    """The first ``n`` events (a replay stopped there)."""
+    return ReplayEvents(events.ts[:n], events.kind[:n], events.keys[:n], events.values[:n])
+
+
 def test_rows_final_below_the_marker_are_all_archived(stream_env, sim_dir, sim_events):
     """A replay stopped half-way (no --flush-at-end): open windows stay open, yet every row
     whose final label time is <= the completeness marker is in the archive, labels exact."""
@@ -44,10 +49,7 @@ def test_rows_final_below_the_marker_are_all_archived(stream_env, sim_dir, sim_e
     cfg = env.cfg
     ensure_topics(cfg.kafka, cfg.topics)
     half = len(sim_events) * 6 // 10
-    cut = ReplayEvents(
-        sim_events.ts[:half], sim_events.kind[:half], sim_events.keys[:half],
-        sim_events.values[:half],
-    )  # fmt: skip
+    cut = _first(sim_events, half)
     replay(cut, cfg.kafka, cfg.topics)
     JoinerDaemon(cfg, DaemonOptions(exit_when_idle_s=3.0, flush_at_end=False)).run()
 
@@ -75,11 +77,7 @@ def test_flush_at_end_marks_every_archived_row_complete(stream_env, sim_events):
     env = stream_env()
     cfg = env.cfg
     ensure_topics(cfg.kafka, cfg.topics)
-    half = len(sim_events) // 3
-    cut = ReplayEvents(
-        sim_events.ts[:half], sim_events.kind[:half], sim_events.keys[:half],
-        sim_events.values[:half],
-    )  # fmt: skip
+    cut = _first(sim_events, len(sim_events) // 3)
     replay(cut, cfg.kafka, cfg.topics)
     JoinerDaemon(cfg, DaemonOptions(exit_when_idle_s=3.0, flush_at_end=True)).run()
     got = archive_frame(env.archive)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -44,6 +45,23 @@ def _register(reg, kind, ckpt_path, metrics=None, data_range=(None, None)):
     return reg.save(
         kind, write, model_name=ck.model_name, metrics=metrics or {}, data_range=data_range
     )
+
+
+@contextmanager
+def _running(w):
+    """A worker daemon of deployment ``w`` on a thread, with a registry and a publisher."""
+    reg = Registry(w.cfg.registry)
+    pub = NoticePublisher(w.cfg.kafka, w.cfg.topics, reg)
+    daemon = WorkerDaemon(w.cfg, WorkerOptions(exit_when_idle_s=60.0))
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    try:
+        yield daemon, reg, pub
+    finally:
+        daemon.request_stop()
+        thread.join(timeout=120)
+        pub.close()
+        reg.close()
 
 
 def _trained_all(daemon, ends):
@@ -152,12 +170,7 @@ def test_a_corrupt_published_version_is_refused_and_the_old_model_keeps_training
     rows = examples[:800]
     produce(w.cfg.kafka.bootstrap, w.cfg.topics.examples, _records(rows[:400]))
     ends = {p: sum(1 for r in rows[:400] if r.src % 4 == p) for p in range(4)}
-    reg = Registry(w.cfg.registry)
-    pub = NoticePublisher(w.cfg.kafka, w.cfg.topics, reg)
-    daemon = WorkerDaemon(w.cfg, WorkerOptions(exit_when_idle_s=60.0))
-    thread = threading.Thread(target=daemon.run, daemon=True)
-    thread.start()
-    try:
+    with _running(w) as (daemon, reg, pub):
         _wait(lambda: _trained_all(daemon, ends), "the worker to train the stream")
         before = daemon.trainer.holder.version
         bad = _register(reg, "repruned", base_ckpt)
@@ -177,8 +190,3 @@ def test_a_corrupt_published_version_is_refused_and_the_old_model_keeps_training
         produce(w.cfg.kafka.bootstrap, w.cfg.topics.examples, _records(rows[400:]))
         ends = {p: sum(1 for r in rows if r.src % 4 == p) for p in range(4)}
         _wait(lambda: _trained_all(daemon, ends), "the old model to train the new examples")
-    finally:
-        daemon.request_stop()
-        thread.join(timeout=120)
-        pub.close()
-        reg.close()
