@@ -80,12 +80,7 @@ def test_a_repruned_version_is_caught_up_exactly_and_swapped_in(
     produce(w.cfg.kafka.bootstrap, w.cfg.topics.examples, stream)
     ends = {p: sum(1 for r in stream if r[3] == p) for p in range(4)}
 
-    reg = Registry(w.cfg.registry)
-    pub = NoticePublisher(w.cfg.kafka, w.cfg.topics, reg)
-    daemon = WorkerDaemon(w.cfg, WorkerOptions(exit_when_idle_s=60.0))
-    thread = threading.Thread(target=daemon.run, daemon=True)
-    thread.start()
-    try:
+    with _running(w) as (daemon, reg, pub):
         _wait(lambda: _trained_all(daemon, ends), "the worker to train the stream")
         bodies = [json.loads(r.value) for r in rows]  # distinct examples (one per origin)
         ts = sorted(b["ts"] for b in bodies)
@@ -114,10 +109,7 @@ def test_a_repruned_version_is_caught_up_exactly_and_swapped_in(
             seqs[r.src % 4] = seqs.get(r.src % 4, 0) + 1
         ends = {p: ends[p] + seqs.get(p, 0) for p in range(4)}
         _wait(lambda: _trained_all(daemon, ends), "the new model to train the new examples")
-    finally:
-        daemon.request_stop()
-        thread.join(timeout=120)
-        pub.close()
+    reg = Registry(w.cfg.registry)
     newest = reg.latest(kinds=["online"])
     assert newest is not None and lineage_base(reg, newest.version) == v2.version
     assert newest.metrics["trained_examples"] == 2700  # the live lineage: each example once
