@@ -5,8 +5,10 @@
 #
 # Creates (once) the cached virtual environment, starts the local Apache Kafka broker when it is
 # not running (and stops it again at the end if it started it), then runs `lt4rec run`:
-# simulate -> offline lottery-ticket fit -> replay the log through Kafka -> join -> archive ->
-# online worker on the joined stream (AUCs next to the offline fit's).
+# simulate -> offline lottery-ticket fit, published -> the live system as processes (server,
+# worker, scheduler, joiner) on the replayed log -> online publications -> re-prune, publish,
+# hot-swap in worker and server under a /predict load -> summary + runs/main/report.html.
+# Ctrl-C stops every daemon (exit 130).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
