@@ -26,8 +26,9 @@ def run(
     from kafka.errors import KafkaError
 
     from streamer.pipeline import PipelineError, run_pipeline
-    from streamer.system.procs import DaemonDied
+    from streamer.system.procs import DaemonDied, install_interrupt
 
+    undo = install_interrupt()  # Ctrl-C / SIGTERM: stop the daemons, exit 130
     try:
         summary = run_pipeline(cfg, stream=stream, log=lambda m: typer.echo(m, err=True))
     except PipelineError as exc:
@@ -44,6 +45,8 @@ def run(
             "`ops/kafka/kafka.sh start`)",
             1,
         ) from exc
+    finally:
+        undo()
     check = summary.get("stream", {}).get("archive_check")
     if check and (check["missing"] or check["duplicate_rows"] or check["label_mismatches"]):
         raise fail(f"archive does not match the ground truth: {check}", 1)

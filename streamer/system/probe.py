@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from streamer.system.procs import raise_if_interrupted
+
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -61,6 +63,7 @@ def wait_until(check: Any, timeout_s: float, every_s: float = 0.5, what: str = "
     """Seconds until ``check()`` is truthy; TimeoutError after ``timeout_s``."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout_s:
+        raise_if_interrupted()
         if check():
             return time.monotonic() - t0
         time.sleep(every_s)

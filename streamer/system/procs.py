@@ -14,7 +14,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +25,38 @@ log = logging.getLogger(__name__)
 
 class DaemonDied(RuntimeError):
     """A daemon of the main job exited while it should be running."""
+
+
+_INTERRUPTED = threading.Event()
+
+
+def _on_signal(signum: int, _frame: object) -> None:
+    if _INTERRUPTED.is_set():  # a second Ctrl-C must not cut the daemons' shutdown short
+        return
+    _INTERRUPTED.set()
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def install_interrupt() -> Callable[[], None]:
+    """SIGINT (Ctrl-C) and SIGTERM stop the main job; returns the undo.
+
+    The handler raises KeyboardInterrupt at once, but Python ignores an exception raised while
+    a garbage-collector or weakref callback runs ("Exception ignored in ..."), so the request
+    is also remembered and :func:`raise_if_interrupted` raises it again at the job's next check
+    point (every wait loop, every daemon check)."""
+    _INTERRUPTED.clear()
+    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def undo() -> None:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+    return undo
+
+
+def raise_if_interrupted() -> None:
+    if _INTERRUPTED.is_set():
+        raise KeyboardInterrupt("interrupted")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -73,6 +107,7 @@ class Daemons:
 
     def check(self) -> None:
         """Raise :class:`DaemonDied` when a daemon exited (with the tail of its log)."""
+        raise_if_interrupted()
         for d in self.running.values():
             rc = d.proc.poll()
             if rc is not None:

@@ -46,3 +46,25 @@ def test_ctrl_c_stops_every_daemon_and_exits_130(kafka_bootstrap, tmp_path):
     assert "interrupted: every daemon of the run was stopped" in text
     _, alive = psutil.wait_procs(children, timeout=5)
     assert not alive, [c.cmdline() for c in alive]
+
+
+def test_a_swallowed_interrupt_is_raised_again_at_the_next_check_point():
+    """Python drops a KeyboardInterrupt raised inside a GC / weakref callback; the main job
+    must still stop at its next check point (the CI run where Ctrl-C was lost that way)."""
+    from streamer.system.procs import install_interrupt, raise_if_interrupted
+
+    undo = install_interrupt()
+    try:
+        raise_if_interrupted()  # nothing requested yet
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1.0)  # the handler runs here
+        except KeyboardInterrupt:
+            pass  # swallowed, as a finalizer would
+        with pytest.raises(KeyboardInterrupt):
+            raise_if_interrupted()
+        os.kill(os.getpid(), signal.SIGINT)  # a second Ctrl-C does not cut the shutdown short
+        time.sleep(0.2)
+    finally:
+        undo()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
