@@ -91,8 +91,6 @@ class JoinerDaemon:
             self.engine, self.sink, ArchiveWriter(max_columns=cfg.archive.max_columns),
             Path(cfg.archive.dir), cfg.topics, self.metrics, self.summary, cfg.joiner.policy,
             cfg.kafka.max_message_bytes, cfg.archive.flush_rows, cfg.archive.flush_seconds,
-            1000 * (cfg.joiner.allowed_lateness_s + cfg.joiner.click_window_s
-                    + cfg.joiner.attribution_window_s),
         )  # fmt: skip
         self.limits = Limits(cfg.kafka.max_message_bytes, cfg.joiner)
         self.rebalances = Rebalances()

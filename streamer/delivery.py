@@ -71,11 +71,8 @@ class Delivery:
         max_bytes: int = 1_000_000,
         flush_rows: int = 50_000,
         flush_seconds: float = 30.0,
-        end_horizon_ms: int = 0,
     ) -> None:
         self.policy = policy.encode()
-        # lateness + click + attribution window: no row's label_ts exceeds watermark + this
-        self.end_horizon_ms = end_horizon_ms
         self.flush_rows, self.flush_seconds = flush_rows, flush_seconds  # archive.*
         self._last_seal: dict[int, float] = {}
         self.max_bytes = max_bytes  # kafka.max_message_bytes (diverted records are cut to it)
@@ -218,20 +215,13 @@ class Delivery:
             self.seal(p, 1 if timed_out else self.flush_rows)
             self._last_seal[p] = now
 
-    def mark_complete(self, p: int) -> None:
-        """Move ``p``'s completeness marker to its watermark if no archive row is pending."""
+    def mark_complete(self, p: int, ended: bool = False) -> None:
+        """Move ``p``'s completeness marker to its watermark if no archive row is pending;
+        ``ended``: after ``--flush-at-end`` closed every window, the stream is over and every
+        row of ``p`` that will ever exist is archived (:mod:`streamer.archive.complete`)."""
         part = self.engine.stats().partitions.get(p)
         if part is not None and part.watermark is not None and not part.outbox.get("archive"):
-            write_marker(self.archive_dir, p, part.watermark)
-
-    def mark_flushed(self, p: int) -> None:
-        """After ``--flush-at-end`` closed every window of ``p`` and its rows are archived:
-        the stream ended, so every row of ``p`` that will ever exist is in a committed file;
-        the marker moves past the latest possible ``label_ts`` (watermark + lateness + click
-        and attribution windows), and a re-pruning window may use every archived row."""
-        part = self.engine.stats().partitions.get(p)
-        if part is not None and part.watermark is not None and not part.outbox.get("archive"):
-            write_marker(self.archive_dir, p, part.watermark + self.end_horizon_ms, ended=True)
+            write_marker(self.archive_dir, p, part.watermark, ended=ended)
 
     def write_chunk(self, chunk: ArchiveChunk) -> None:
         before = self.writer.coerced_nulls

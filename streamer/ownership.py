@@ -88,7 +88,7 @@ class Ownership:
                 self.engine.flush_all(p)
             self.delivery.drain(p, seal_all=True, recover=p in self.recover or p in self.stalled)
             if flush:
-                self.delivery.mark_flushed(p)
+                self.delivery.mark_complete(p, ended=True)
         except Fenced:  # e.g. revoked, and the new owner claimed it before we drained
             log.info("partition %d: claimed by its new owner first; it re-delivers the rest", p)
         except SinkError as exc:  # the outbox keeps it: the next owner re-delivers

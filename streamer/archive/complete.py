@@ -9,8 +9,8 @@ finalises the row on arrival. The joiner then writes ``<archive>/_complete/p{P}.
 older, still true marker). The re-pruning job trains on rows with ``label_ts <= min_p W_p``
 only, and the worker's catch-up after a hot-swap starts right after that cut: no example is
 in neither. After ``--flush-at-end`` (the stream ended, every window closed and archived) the
-marker moves to watermark + lateness + click and attribution windows, past every possible
-``label_ts``, and marked ``ended``: every archived row is usable. (A conversion later than
+marker is marked ``ended``: the partition is complete at any label time, and once every
+partition ended every archived row is usable (:func:`stream_ended`). (A conversion later than
 ``joiner.allowed_lateness_s`` may still finalise a row below the marker; the joiner counts
 those as ``late.conversion``.)
 """
@@ -32,9 +32,11 @@ def write_marker(
     folder = Path(archive_dir) / MARKER_DIR
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"p{partition:04d}.json"
-    old = read_markers(archive_dir).get(partition)
-    if old is not None and old >= label_ts:
-        return  # markers only move forward
+    old = _read(archive_dir).get(partition)
+    if old is not None and old[0] >= label_ts and (old[1] or not ended):
+        return  # markers only move forward (ending the stream at the same time is a move)
+    if old is not None:
+        label_ts = max(label_ts, old[0])
     tmp = folder / f".p{partition:04d}.json.tmp-{os.getpid()}"
     data = {"partition": partition, "label_ts": int(label_ts)} | ({"ended": True} if ended else {})
     tmp.write_text(json.dumps(data))
@@ -61,7 +63,8 @@ def complete_until(archive_dir: str | Path, partitions: int) -> int | None:
     """The label time up to which EVERY one of ``partitions`` join partitions is archived.
 
     An ``ended`` partition is complete at any label time: the cut is the least marker of the
-    others (with every partition ended, see :func:`stream_ended`)."""
+    others; with every partition ended any label time is complete (:func:`stream_ended`),
+    and the largest marker is returned."""
     markers = _read(archive_dir)
     if any(p not in markers for p in range(partitions)):
         return None

@@ -98,15 +98,18 @@ def plan_window(cfg: AppConfig, end: int | None = None, days: float | None = Non
     cut = complete_until(root, cfg.topics.partitions)
     complete = cut is not None
     ended = stream_ended(root, cfg.topics.partitions)
-    if cut is None or ended:  # no markers for every partition, or the stream ended:
-        cut = _max_label_ts(files)  # everything archived so far counts
+    last_ts: int | None = None
+    if ended:  # every label is final: everything archived counts, up to the last impression
+        cut, last_ts = _max_of(files, ("label_ts", "ts"))
+    elif cut is None:  # no markers for every partition: everything archived so far counts
+        (cut,) = _max_of(files, ("label_ts",))
     delay_s = rc.label_delay_s
     if delay_s is None:
         delay_s = cfg.joiner.click_window_s + cfg.joiner.attribution_window_s
     grain = rc.end_granularity_s * 1000
     latest = cut - delay_s * 1000
-    if ended:  # every label is final: the window may end with the last impression
-        latest = min(latest, _max_label_ts(files, "ts") + 1)
+    if last_ts is not None:
+        latest = min(latest, last_ts + 1)
     latest = latest // grain * grain
     stop = latest if end is None else min(end, latest)
     span = int((days if days is not None else rc.window_days) * _DAY_MS)
@@ -127,14 +130,16 @@ def plan_window(cfg: AppConfig, end: int | None = None, days: float | None = Non
     return Window(start, train_end, holdout_start, stop, cut, complete, chosen)
 
 
-def _max_label_ts(files: list[Path], column: str = "label_ts") -> int:
-    """The largest label time (or ``column``) of the archive, streamed (batch by batch)."""
-    best: int | None = None
-    scan = ds.dataset([str(f) for f in files], format="parquet").to_batches(columns=[column])
+def _max_of(files: list[Path], columns: tuple[str, ...]) -> tuple[int, ...]:
+    """The largest value of each of ``columns`` in the archive, in one streamed pass."""
+    best: list[int | None] = [None] * len(columns)
+    scan = ds.dataset([str(f) for f in files], format="parquet").to_batches(columns=list(columns))
     for rb in scan:
-        value = pc.max(rb.column(0)).as_py()
-        if value is not None and (best is None or value > best):
-            best = int(value)
-    if best is None:
+        for i in range(len(columns)):
+            value = pc.max(rb.column(i)).as_py()
+            cur = best[i]
+            if value is not None and (cur is None or value > cur):
+                best[i] = int(value)
+    if any(b is None for b in best):
         raise WindowError("the archive has no rows")
-    return best
+    return tuple(int(b) for b in best if b is not None)

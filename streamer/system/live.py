@@ -33,6 +33,7 @@ from typing import Any
 
 from checkpoints import Registry
 from lt4rec.config import AppConfig, to_toml
+from streamer.scheduler.runs import JOB, RunLedger
 from streamer.system.probe import PredictLoad, get_json, sample, scrape, wait_until
 from streamer.system.procs import Daemons, free_port
 
@@ -116,8 +117,6 @@ def run_live(
     log: Log,
 ) -> dict[str, Any]:  # fmt: skip
     """Phases 1-3 of the module docstring; the daemons are stopped whatever happens."""
-    from streamer.scheduler.runs import JOB, RunLedger
-
     r = cfg.run
     sp, wp, jp = free_port(), free_port(), free_port()
     ends = Endpoints(f"http://127.0.0.1:{sp}", f"http://127.0.0.1:{wp}/metrics",
@@ -127,6 +126,8 @@ def run_live(
     out: dict[str, Any] = {"config": str(config), "logs": str(work / "logs")}
     watch = Watch(ends, log, r.sample_s, r.progress_s)
     load: PredictLoad | None = None
+    reg = Registry(cfg.registry)  # one connection each for the whole run (polled below)
+    ledger = RunLedger(cfg.registry.url)
     try:
         daemons.start("server", "serve", "--port", str(sp))
         daemons.start("worker", "worker", "--set", f"metrics.port={wp}")
@@ -148,25 +149,22 @@ def run_live(
                    what="the worker training every example")  # fmt: skip
         out["stream_seconds"] = round(time.monotonic() - t0, 1)
 
-        before = _current(cfg)
+        pub = reg.current()
+        before = None if pub is None else pub.version.version
         load = PredictLoad(ends.server, _body(work), clients=r.predict_clients).start()
-        ledger = RunLedger(cfg.registry.url)
-        try:
-            ledger.request(JOB, "main job: the archive is complete")
-        finally:
-            ledger.close()
+        ledger.request(JOB, "main job: the archive is complete")
         log("== re-prune: requested from the scheduler")
         t1 = time.monotonic()
-        wait_until(lambda: _check(daemons) or _repruned(cfg), r.phase_timeout_s,
+        wait_until(lambda: _check(daemons) or _repruned(reg, ledger), r.phase_timeout_s,
                    every_s=1.0, what="a re-pruning run")  # fmt: skip
-        rep = _repruned(cfg)
+        rep = _repruned(reg, ledger)
         assert rep is not None
         out["reprune"] = {"seconds": round(time.monotonic() - t1, 1), **rep}
         log(f"   re-prune: version {rep['version']} {rep['status']} ({rep['reason'][:160]})")
         if rep["status"] == "published":
             v = rep["version"]
             out["swap_wait_server_s"] = round(wait_until(
-                lambda: _check(daemons) or _serves_lineage(cfg, ends, v), r.phase_timeout_s,
+                lambda: _check(daemons) or _serves_lineage(reg, ends, v), r.phase_timeout_s,
                 every_s=0.2, what=f"the server serving version {v}"), 2)  # fmt: skip
             out["swap_wait_worker_s"] = round(wait_until(
                 lambda: _check(daemons) or (sample(scrape(ends.worker_metrics),
@@ -192,6 +190,8 @@ def run_live(
             load.stop()
         watch.stop()
         out["exit_status"] = daemons.stop_all(grace_s=r.stop_grace_s)
+        ledger.close()
+        reg.close()
     out["series"] = watch.series
     out["server_versions"] = watch.server_versions
     return out
@@ -213,53 +213,28 @@ def _trained(ends: Endpoints, daemons: Daemons) -> float:
                   task="ctr") or 0.0  # fmt: skip
 
 
-def _current(cfg: AppConfig) -> int | None:
-    reg = Registry(cfg.registry)
-    try:
-        pub = reg.current()
-        return None if pub is None else pub.version.version
-    finally:
-        reg.close()
-
-
-def _repruned(cfg: AppConfig) -> dict[str, Any] | None:
+def _repruned(reg: Registry, ledger: RunLedger) -> dict[str, Any] | None:
     """The newest re-pruned version (published or rejected), or a failed run."""
-    from streamer.scheduler.runs import JOB, RunLedger
-
-    reg = Registry(cfg.registry)
-    try:
-        for info in reversed(reg.versions()):
-            if info.kind == "repruned" and info.status in ("published", "rejected", "registered"):
-                reason = info.reason or str(info.metrics.get("gate", ""))
-                return {"version": info.version, "status": info.status, "reason": reason,
-                        "metrics": info.metrics, "parent": info.parent}  # fmt: skip
-    finally:
-        reg.close()
-    ledger = RunLedger(cfg.registry.url)
-    try:
-        failed = [run for run in ledger.runs(JOB) if run.status == "failed"]
-    finally:
-        ledger.close()
+    for info in reversed(reg.versions()):
+        if info.kind == "repruned" and info.status in ("published", "rejected", "registered"):
+            reason = info.reason or str(info.metrics.get("gate", ""))
+            return {"version": info.version, "status": info.status, "reason": reason,
+                    "metrics": info.metrics, "parent": info.parent}  # fmt: skip
+    failed = [run for run in ledger.runs(JOB) if run.status == "failed"]
     if failed:
         raise RuntimeError(f"the re-pruning run failed: {failed[-1].reason}")
     return None
 
 
-def _serves_lineage(cfg: AppConfig, ends: Endpoints, version: int) -> bool:
+def _serves_lineage(reg: Registry, ends: Endpoints, version: int) -> bool:
     """The server serves ``version`` or a later version descending from it."""
     served = ((get_json(ends.server + "/model") or {}).get("serving") or {}).get("version")
-    if served is None or served < version:
-        return False
-    reg = Registry(cfg.registry)
-    try:
-        v: int | None = served
-        while v is not None and v >= version:
-            if v == version:
-                return True
-            v = reg.get(v).parent
-        return False
-    finally:
-        reg.close()
+    v: int | None = served
+    while v is not None and v >= version:
+        if v == version:
+            return True
+        v = reg.get(v).parent
+    return False
 
 
 def _instances(work: Path, n: int) -> list[dict[str, Any]]:
