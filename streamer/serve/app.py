@@ -96,7 +96,7 @@ class Handlers:
     async def healthz(self, _request: Request) -> Response:
         model = self.slot.current
         if model is None:
-            return _json({"status": "starting", "model_version": None}, 503)
+            return _json({"status": "starting", "model_version": None, "pid": os.getpid()}, 503)
         return _json({"status": "ok", "model_version": model.version, "pid": os.getpid()})
 
     async def model(self, _request: Request) -> Response:

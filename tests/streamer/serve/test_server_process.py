@@ -168,7 +168,8 @@ def test_workers_2_share_the_port_swap_and_aggregate_metrics(tmp_path, kafka_boo
                 seen: dict[int, int] = {}
                 for _ in range(60):  # new connections: both workers accept some
                     h = httpx.get(server.url + "/healthz", timeout=5).json()
-                    seen[h["pid"]] = h["model_version"]
+                    if h["status"] == "ok":  # a worker still starting answers 503 "starting"
+                        seen[h["pid"]] = h["model_version"]
                 return seen
 
             deadline = time.monotonic() + 60
