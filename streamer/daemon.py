@@ -49,6 +49,7 @@ from streamer.joiner import Fenced, JoinEngine, make_store
 from streamer.kafka.admin import ensure_topics
 from streamer.kafka.consumer import consumer_lag, make_consumer
 from streamer.kafka.producer import ProducerSink, SinkError
+from streamer.kafka.stranded import finish_stranded_join
 from streamer.metrics import JoinerMetrics
 from streamer.ownership import Ownership
 from streamer.rebalance import Rebalances
@@ -125,6 +126,7 @@ class JoinerDaemon:
         try:
             while not self._stop.is_set():
                 batch = self.consumer.poll(timeout_ms=cfg.kafka.poll_timeout_ms)
+                finish_stranded_join(self.consumer)  # a kafka-python 3.0 workaround
                 t0 = time.monotonic()
                 if self.parts.apply(self.rebalances.take()):
                     self.watchdog.stalls = 0

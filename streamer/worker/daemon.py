@@ -37,16 +37,17 @@ from typing import IO, Any
 import torch
 from kafka import TopicPartition
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
-from kafka.structs import OffsetAndMetadata
 
 from checkpoints import Notice, Registry
 from lt4rec.config import AppConfig
 from streamer.kafka.admin import ensure_topics
 from streamer.kafka.consumer import JoinRebalanceListener, consumer_lag, group_consumer
 from streamer.kafka.producer import ProducerSink
+from streamer.kafka.stranded import finish_stranded_join
 from streamer.notices.publisher import NoticeError, NoticePublisher
 from streamer.worker.batching import Batcher
 from streamer.worker.checkpoint import Start, load_start
+from streamer.worker.commit import commit_offsets, owned_offsets
 from streamer.worker.encode import encode_cut
 from streamer.worker.metrics import WorkerMetrics
 from streamer.worker.progressive import ProgressiveMetrics
@@ -55,6 +56,7 @@ from streamer.worker.swap import ModelFollower
 from streamer.worker.trainer import OnTrained, Trainer
 
 log = logging.getLogger(__name__)
+SETTLE_POLL_MS = 1000  # one poll letting a rebalance end before the final offset commit
 GC_THRESHOLDS = (50_000, 50, 100)  # generation-0 collections every 50k allocations, not 700
 
 
@@ -209,6 +211,7 @@ class WorkerDaemon:
                 else:  # a join in flight is awaited by a long poll (see _stalled)
                     wait = poll_ms if self._joined else max(poll_ms, cfg.kafka.poll_timeout_ms)
                     polled = self.consumer.poll(timeout_ms=wait)
+                finish_stranded_join(self.consumer)  # a kafka-python 3.0 workaround
                 n = self._intake(polled)
                 if n:
                     self._last_activity = time.monotonic()
@@ -274,25 +277,24 @@ class WorkerDaemon:
         return False
 
     def _commit(self, sync: bool = False) -> None:
-        """Commit the newest checkpoint's offsets of the partitions we own (step 5)."""
+        """Step 5 of the commit order (:mod:`streamer.worker.commit`): asynchronously what a
+        new checkpoint handed over; when ``sync``, the newest durable offsets again."""
         offsets = self.trainer.take_commit()
-        if not offsets or self.consumer is None:
-            return
-        topic = self.cfg.topics.examples
-        owned = self._owned
-        commit = {
-            TopicPartition(topic, p): OffsetAndMetadata(off, "", -1)
-            for p, off in offsets.items()
-            if p in owned
-        }
-        if commit:
-            try:
-                if sync:
-                    self.consumer.commit(commit)
-                else:
-                    self.consumer.commit_async(commit)
-            except Exception as exc:  # a courtesy for lag monitoring; the checkpoint is truth
-                log.info("offset commit skipped: %s", exc)
+        if sync:
+            offsets = self.trainer.durable_offsets()
+        if offsets and self.consumer is not None:
+            commit = owned_offsets(self.cfg.topics.examples, offsets, self._owned)
+            commit_offsets(self.consumer, commit, sync, settle=self._settle)
+
+    def _settle(self) -> None:
+        """Let a rebalance in progress end before the final commit: one poll with every
+        partition paused (nothing is fetched; records it may still return are dropped, a
+        restart re-reads them from the checkpoint's offsets)."""
+        tps = list(self.consumer.assignment() or ())
+        if tps:
+            self.consumer.pause(*tps)
+        finish_stranded_join(self.consumer)
+        self.consumer.poll(timeout_ms=SETTLE_POLL_MS)
 
     def _make_consumer(self) -> Any:
         cfg = self.cfg

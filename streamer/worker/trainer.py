@@ -90,6 +90,7 @@ class Trainer:
         self._cv = threading.Condition()
         self._queue: deque[Cut | _Barrier | _Swap | None] = deque()
         self._commit: dict[int, int] | None = None
+        self._durable = dict(position.offsets)  # of the newest durable checkpoint (or start)
         self._since_ckpt = 0  # examples trained since the last checkpoint
         self._dirty = False  # position moved since the last checkpoint
         self._last_ckpt = self._last_snap = time.monotonic()
@@ -154,6 +155,13 @@ class Trainer:
         with self.lock:
             out, self._commit = self._commit, None
         return out
+
+    def durable_offsets(self) -> dict[int, int]:
+        """Offsets of the newest durable checkpoint, whether or not already handed over
+        (the final synchronous commit re-sends them: an earlier asynchronous commit of the
+        same offsets may have failed or still be in flight when the consumer closes)."""
+        with self.lock:
+            return dict(self._durable)
 
     def trained_position(self, partition: int) -> tuple[int | None, dict[int, int]]:
         """(next offset or None, dedup marks) of ``partition`` as trained."""
@@ -294,6 +302,7 @@ class Trainer:
         self.holder.version = info.version
         with self.lock:
             self._commit = dict(self.position.offsets)  # 5. offsets, after the durable write
+            self._durable = dict(self._commit)
         self._since_ckpt, self._dirty, self._last_ckpt = 0, False, time.monotonic()
         self.checkpoints += 1
         self.metrics.checkpointed(info.version)
