@@ -125,12 +125,39 @@ logger.log.level = warn
 LOG
 }
 
+# KRaft storage, once per data dir. The tool's output goes to its own format.log, appended and
+# never truncated (kafka.log is replaced by the next start, which used to take the reason of a
+# failed format with it). A failed format is tried once more: a CI run on a loaded machine saw
+# one fail and a second start format the same fresh directory right after; --ignore-formatted
+# makes the retry, with the same cluster id, succeed on a directory the first try did format
+# instead of failing on "already formatted". A second failure ends the start with the tool's
+# own error lines.
+format_storage() {
+  local flog="$data/format.log" try cid
+  cid="$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+  for try in 1 2; do
+    echo "== $(date -u +%FT%TZ) kafka.sh pid $$: format try $try, cluster id $cid" >>"$flog"
+    if java -cp "$libs/*" -Dlog4j2.configurationFile="$data/log4j2.properties" \
+      kafka.tools.StorageTool format --ignore-formatted -t "$cid" -c "$props" >>"$flog" 2>&1; then
+      [ -f "$data/kraft/meta.properties" ] && return 0
+      echo "== format exited 0 but wrote no $data/kraft/meta.properties" >>"$flog"
+    else
+      echo "== format exited $?" >>"$flog"
+    fi
+    if [ "$try" = 1 ]; then say "storage format failed (see $flog); trying once more"; sleep 1; fi
+  done
+  tail -n 12 "$flog" | grep -v '^[[:space:]]' >&2 || true
+  die "storage format failed twice; see $flog"
+}
+
 alive_pid() {  # prints the broker pid when the pid file names a live broker of this data dir
   [ -f "$pidfile" ] || return 1
   local pid; pid="$(cat "$pidfile" 2>/dev/null)"
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
   kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF "kafka.Kafka $props" || return 1
+  # Read whole, not piped into grep -q: under pipefail an early grep exit fails the pipe (SIGPIPE).
+  local cmd; cmd="$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)" || return 1
+  [[ "$cmd" == *"kafka.Kafka $props"* ]] || return 1
   echo "$pid"
 }
 
@@ -159,12 +186,7 @@ cmd_start() {
     need_pkg java openjdk-17-jre-headless
     write_config
     : > "$logfile.tmp" && mv "$logfile.tmp" "$logfile"  # one log per run
-    if [ ! -f "$data/kraft/meta.properties" ]; then
-      local cid; cid="$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
-      java -cp "$libs/*" -Dlog4j2.configurationFile="$data/log4j2.properties" \
-        kafka.tools.StorageTool format -t "$cid" -c "$props" >>"$logfile" 2>&1 \
-        || die "storage format failed; see $logfile"
-    fi
+    [ -f "$data/kraft/meta.properties" ] || format_storage
     rm -f "$readyfile"
     date +%s.%N > "$data/started_at"
     KAFKA_HEAP="${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}"
