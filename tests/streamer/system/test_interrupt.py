@@ -53,6 +53,9 @@ def test_a_swallowed_interrupt_is_raised_again_at_the_next_check_point():
     must still stop at its next check point (the CI run where Ctrl-C was lost that way)."""
     from streamer.system.procs import install_interrupt, raise_if_interrupted
 
+    # What was there before: Python's default, or SIG_IGN when the run was started in the
+    # background of a non-interactive shell (which ignores SIGINT for its async commands).
+    before = signal.getsignal(signal.SIGINT)
     undo = install_interrupt()
     try:
         raise_if_interrupted()  # nothing requested yet
@@ -67,4 +70,4 @@ def test_a_swallowed_interrupt_is_raised_again_at_the_next_check_point():
         time.sleep(0.2)
     finally:
         undo()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before  # undo() put the previous handler back
