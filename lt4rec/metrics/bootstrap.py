@@ -12,6 +12,7 @@ seconds.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,19 +69,41 @@ def paired_bootstrap(
     margin: float = 0.0,
 ) -> PairedDiff:
     """Paired bootstrap of ``AUC(scores_a) - AUC(scores_b)`` over the rows of ``labels``."""
-    a = np.asarray(scores_a, dtype=np.float64).ravel()
-    b = np.asarray(scores_b, dtype=np.float64).ravel()
+    return pooled_paired_bootstrap([scores_a], [scores_b], labels, n_boot, seed, margin)
+
+
+def pooled_paired_bootstrap(
+    scores_a: Sequence[ArrayLike],
+    scores_b: Sequence[ArrayLike],
+    labels: ArrayLike,
+    n_boot: int = 1000,
+    seed: int = 0,
+    margin: float = 0.0,
+) -> PairedDiff:
+    """Paired bootstrap of the MEAN over k runs of ``AUC(a_j) - AUC(b_j)``, all k pairs
+    scored on the same rows (e.g. k model seeds on one test split): every resample of the
+    rows is applied to every pair, so the spread is the test split's noise of the mean
+    difference, with the seeds' own spread in the point estimate."""
+    if len(scores_a) != len(scores_b) or not scores_a:
+        raise ValueError(f"need as many runs of A as of B, >= 1 ({len(scores_a)}, {len(scores_b)})")
     y = np.asarray(labels).ravel() > 0.5
-    if not a.shape == b.shape == y.shape:
-        raise ValueError(f"scores ({a.size}, {b.size}) and labels ({y.size}) differ in length")
-    ra, rb = _Ranked(a, y), _Ranked(b, y)
-    ones = np.ones(y.size)
-    full = ra.auc(ones) - rb.auc(ones)
+    pairs = []
+    for sa, sb in zip(scores_a, scores_b, strict=True):
+        a = np.asarray(sa, dtype=np.float64).ravel()
+        b = np.asarray(sb, dtype=np.float64).ravel()
+        if not a.shape == b.shape == y.shape:
+            raise ValueError(f"scores ({a.size}, {b.size}) and labels ({y.size}) differ in length")
+        pairs.append((_Ranked(a, y), _Ranked(b, y)))
+
+    def mean_diff(w: np.ndarray) -> float:
+        return float(np.mean([ra.auc(w) - rb.auc(w) for ra, rb in pairs]))
+
+    full = mean_diff(np.ones(y.size))
     rng = np.random.default_rng(seed)
     diffs = np.empty(n_boot)
     for i in range(n_boot):
         w = np.bincount(rng.integers(0, y.size, y.size), minlength=y.size).astype(np.float64)
-        diffs[i] = ra.auc(w) - rb.auc(w)
+        diffs[i] = mean_diff(w)
     lo, hi = np.quantile(diffs, [0.025, 0.975])
     return PairedDiff(
         diff=full,

@@ -30,6 +30,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from significance import (  # ops/bench/significance.py
+    CTR_SLACK,
+    CVR_MARGIN,
+    MAX_DENSITY,
+    ORACLE_GAP,
+    mean_std,
+    paired_tests,
+    pooled_tests,
+)
 
 MODELS = (
     "single", "shared_bottom", "esmm", "mmoe", "ple", "cross_stitch", "aitm", "escm2",
@@ -50,7 +59,6 @@ COLUMNS = (  # (metrics key, header, format)
     ("fit_seconds", "fit s", ".0f"),
 )
 ORACLE = ("oracle_ctr_auc", "oracle_cvr_auc", "oracle_ctcvr_auc")
-CVR_MARGIN, CTR_SLACK, MAX_DENSITY, ORACLE_GAP = 0.005, 0.002, 0.30, 0.06
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -157,16 +165,6 @@ def sparse_bench(args: argparse.Namespace, ckpt: Path) -> dict[str, Any]:
     return result
 
 
-def mean_std(values: list[Any]) -> tuple[float, float, int]:
-    """Mean, sample std and count of the finite values (None / NaN ignored)."""
-    vals = [float(v) for v in values if v is not None and v == v]
-    if not vals:
-        return float("nan"), float("nan"), 0
-    m = sum(vals) / len(vals)
-    var = sum((v - m) ** 2 for v in vals) / (len(vals) - 1) if len(vals) > 1 else 0.0
-    return m, var**0.5, len(vals)
-
-
 def aggregate(runs: dict[str, list[dict]]) -> dict[str, dict[str, list[float]]]:
     """``{model: {key: [mean, std, n]}}`` over seeds for every table column and oracle key."""
     keys = [c[0] for c in COLUMNS] + list(ORACLE)
@@ -194,39 +192,6 @@ def targets(agg: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
     if ss["oracle_cvr_auc"][2]:
         gap = ss["oracle_cvr_auc"][0] - ss["cvr_auc"][0]
         out["oracle_gap"] = {"cvr_gap": gap, "holds": gap <= ORACLE_GAP}
-    return out
-
-
-def paired_tests(
-    runs: dict[str, list[dict]], run_dir: Path, seeds: list[int], n_boot: int
-) -> list[dict[str, Any]]:
-    """Per seed: sparse_sharing vs that seed's best other model (by test AUC) on each task,
-    paired bootstrap over the test rows (CVR: clicked rows) of the saved predictions."""
-    from lt4rec.metrics.bootstrap import paired_bootstrap
-
-    if "sparse_sharing" not in runs:
-        return []
-    out = []
-    for seed in seeds:
-        by_model = {m: r for m, rs in runs.items() for r in rs if r.get("seed") == seed}
-        if "sparse_sharing" not in by_model or len(by_model) < 2:
-            continue
-        row: dict[str, Any] = {"seed": seed}
-        ss = np.load(run_dir / f"sparse_sharing-seed{seed}.pred.npz")
-        for task, need in (("cvr", CVR_MARGIN), ("ctr", -CTR_SLACK)):
-            others = {m: r[f"{task}_auc"] for m, r in by_model.items() if m != "sparse_sharing"}
-            best = max(others, key=lambda m: others[m])
-            ot = np.load(run_dir / f"{best}-seed{seed}.pred.npz")
-            rows = ss["click"] > 0.5 if task == "cvr" else np.ones(ss["click"].size, bool)
-            label = (ss["conversion"] if task == "cvr" else ss["click"])[rows]
-            if not np.array_equal(
-                label, (ot["conversion"] if task == "cvr" else ot["click"])[rows]
-            ):
-                raise ValueError(f"seed {seed}: {best} was scored on other test rows")
-            d = paired_bootstrap(ss[f"p_{task}"][rows], ot[f"p_{task}"][rows], label,
-                                 n_boot=n_boot, seed=seed, margin=need)  # fmt: skip
-            row[task] = {"best_other": best, **dataclasses.asdict(d), "holds": d.diff >= need}
-        out.append(row)
     return out
 
 
@@ -277,15 +242,35 @@ def markdown(name: str, result: dict[str, Any], command: str) -> str:
                   "(by test AUC), paired bootstrap over the test rows (CVR: clicked rows), "
                   f"{paired[0]['cvr']['n_boot']} resamples; p = share of resamples below the "
                   "target margin:", "",
-                  "| seed | task | best other | Δ AUC | 95 % CI | p(Δ ≤ margin) | target |",
-                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+                  "| seed | task | best other | Δ AUC | 95 % CI | p(Δ ≤ margin) | target | "
+                  "better (Δ > 0) |",
+                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for row in paired:
             for task in ("cvr", "ctr"):
                 d = row[task]
                 lines.append(
                     f"| {row['seed']} | {task.upper()} | {d['best_other']} | {d['diff']:+.4f} | "
                     f"[{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] | {d['p_not_above']:.3f} | "
-                    f"Δ ≥ {d['margin']:+.3f}: **{_yes(d['holds'])}** |"
+                    f"Δ ≥ {d['margin']:+.3f}: **{_yes(d['holds'])}** | "
+                    f"{'yes' if d['diff'] > 0 else 'no'} |"
+                )
+        cvr_wins = [row["cvr"]["diff"] > 0 for row in paired]
+        lines += ["", f"CVR: sparse_sharing better than that seed's best other model on "
+                  f"{sum(cvr_wins)} of {len(cvr_wins)} seeds."]  # fmt: skip
+    pooled = result.get("pooled", {})
+    if pooled:
+        lines += ["", "Pooled paired test: mean over seeds of sparse_sharing − the best other "
+                  "model on seed means, every bootstrap resample of the test rows applied to "
+                  "every seed:", "",
+                  "| task | best other | seeds | mean Δ AUC | 95 % CI | p(Δ ≤ margin) | target |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for task in ("cvr", "ctr"):
+            if task in pooled:
+                d = pooled[task]
+                lines.append(
+                    f"| {task.upper()} | {d['best_other']} | {len(d['seeds'])} | "
+                    f"{d['diff']:+.4f} | [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] | "
+                    f"{d['p_not_above']:.3f} | Δ ≥ {d['margin']:+.3f}: **{_yes(d['holds'])}** |"
                 )
     for seed, sb in result.get("sparse_inference", {}).items():
         lines += [
@@ -356,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         agg = aggregate(runs)
         res: dict[str, Any] = {"aggregate": agg, "targets": targets(agg), "data": str(data)}
         res["paired"] = paired_tests(runs, run_dir, args.seeds, args.boot)
+        res["pooled"] = pooled_tests(runs, run_dir, args.seeds, args.boot)
         train_rows = next((r[0].get("train_rows") for r in runs.values()), None)
         res["rows"] = f"{args.impressions:,} impressions" if ds == "sim" else "Tencent sample"
         res["rows"] += f", {train_rows:,} train rows" if train_rows else ""

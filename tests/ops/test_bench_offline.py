@@ -43,6 +43,12 @@ def test_offline_smoke_runs_tables_targets_and_resumes(offline, tmp_path, capsys
     assert paired["cvr"]["n_boot"] == 50 and paired["ctr"]["margin"] == -0.002
     assert paired["cvr"]["ci_low"] <= paired["cvr"]["diff"] <= paired["cvr"]["ci_high"]
     assert tg["density"]["holds"] is (tg["density"]["max_task_density"] <= 0.30)
+    # pooled over seeds (one here): against the best other on seed means, same comparator
+    pooled = res["pooled"]
+    assert pooled["cvr"]["best_other"] == tg["cvr"]["best_other"] and pooled["cvr"]["seeds"] == [0]
+    want = tg["cvr"]["sparse_sharing"] - tg["cvr"]["best_other_auc"]
+    assert pooled["cvr"]["diff"] == pytest.approx(want, abs=1e-9)
+    assert pooled["cvr"]["holds"] is tg["cvr"]["holds"]
     sparse = res["sparse_inference"]["0"]
     for task in ("ctr", "cvr"):
         for batch in sparse[task]["batches"].values():
@@ -51,6 +57,7 @@ def test_offline_smoke_runs_tables_targets_and_resumes(offline, tmp_path, capsys
     assert "| sparse_sharing | 1 |" in md and "| shared_bottom | 1 |" in md
     assert "--impressions 5000" in md and "Targets (seed means)" in md
     assert "| oracle (true probabilities) |" in md and "Paired test per seed" in md
+    assert "Pooled paired test" in md and "better (Δ > 0)" in md
     runs = out / "runs" / name
     assert {p.name for p in runs.glob("*.json")} >= {
         "shared_bottom-seed0.json",

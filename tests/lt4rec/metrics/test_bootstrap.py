@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lt4rec.metrics.bootstrap import paired_bootstrap, weighted_auc
+from lt4rec.metrics.bootstrap import paired_bootstrap, pooled_paired_bootstrap, weighted_auc
 from lt4rec.metrics.ranking import auc
 
 
@@ -45,3 +45,26 @@ def test_paired_bootstrap_sees_a_real_difference_and_no_difference():
 def test_paired_bootstrap_rejects_mismatched_lengths():
     with pytest.raises(ValueError, match="differ in length"):
         paired_bootstrap([0.1, 0.2], [0.3], [0, 1])
+
+
+def test_pooled_bootstrap_is_the_mean_of_the_per_run_differences_on_shared_resamples():
+    rng = np.random.default_rng(2)
+    y = rng.random(3000) < 0.2
+    runs_a = [rng.random(3000) + 0.5 * y for _ in range(3)]
+    runs_b = [rng.random(3000) + 0.4 * y for _ in range(3)]
+    d = pooled_paired_bootstrap(runs_a, runs_b, y, n_boot=200, seed=4)
+    per_run = [auc(a, y) - auc(b, y) for a, b in zip(runs_a, runs_b, strict=True)]
+    assert d.diff == pytest.approx(np.mean(per_run), abs=1e-12)
+    assert d.ci_low <= d.diff <= d.ci_high
+    # averaging three independent runs is tighter than any single run's bootstrap
+    pairs = zip(runs_a, runs_b, strict=True)
+    single = [paired_bootstrap(a, b, y, n_boot=200, seed=4).std for a, b in pairs]
+    assert d.std < min(single)
+    # one pair: exactly the plain paired bootstrap (same resamples)
+    one = pooled_paired_bootstrap(runs_a[:1], runs_b[:1], y, n_boot=50, seed=7)
+    assert one == paired_bootstrap(runs_a[0], runs_b[0], y, n_boot=50, seed=7)
+
+
+def test_pooled_bootstrap_rejects_unequal_run_counts():
+    with pytest.raises(ValueError, match="as many runs"):
+        pooled_paired_bootstrap([[0.1, 0.2]], [], [0, 1])
