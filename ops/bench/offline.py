@@ -339,9 +339,10 @@ def main(argv: list[str] | None = None) -> int:
                     failures.append(f"{ds}/{model}/seed{seed}: {exc}")
         runs = {m: rs for m, rs in runs.items() if rs}
         agg = aggregate(runs)
-        res: dict[str, Any] = {"aggregate": agg, "targets": targets(agg), "data": str(data)}
+        tg = targets(agg)
+        res: dict[str, Any] = {"aggregate": agg, "targets": tg, "data": str(data)}
         res["paired"] = paired_tests(runs, run_dir, args.seeds, args.boot)
-        res["pooled"] = pooled_tests(runs, run_dir, args.seeds, args.boot)
+        res["pooled"] = pooled_tests(tg, run_dir, args.seeds, args.boot)
         train_rows = next((r[0].get("train_rows") for r in runs.values()), None)
         res["rows"] = f"{args.impressions:,} impressions" if ds == "sim" else "Tencent sample"
         res["rows"] += f", {train_rows:,} train rows" if train_rows else ""

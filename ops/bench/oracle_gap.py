@@ -12,8 +12,8 @@ CVR logit after removing those latent parts one at a time:
 * ``no user conv bias``: ``user_conv_bias`` set to 0;
 * ``user tag taste`` / ``item tag taste``: only the user's / only the item's vector so;
 * ``tag affinity``: user / item taste vectors replaced by their parts explained by observed
-  features (user: mean of its interest-tag vectors; item: its category + mean item-tag
-  vector), everything else true;
+  features (least squares on the user's interest tags; on the item's tags and category),
+  everything else true;
 * ``both``: the two together, an upper bound for a model that learns every observed feature
   perfectly but cannot learn per-id latent factors (about 0.2 conversions per user in train).
 
@@ -33,16 +33,12 @@ import sys
 import numpy as np
 
 from lt4rec.config.data import SimConfig
-from lt4rec.data.simulator.core import split_bounds
+from lt4rec.data.simulator.core import split_bounds, stage_rngs
 from lt4rec.data.simulator.delays import draw_events, slow_conversion_share
 from lt4rec.data.simulator.traffic import sample_impressions
 from lt4rec.data.simulator.truth import ground_truth
-from lt4rec.data.simulator.world import World, build_world
+from lt4rec.data.simulator.world import World, build_world, unit
 from lt4rec.metrics.ranking import auc
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-9)
 
 
 def tag_explained(world: World, cfg: SimConfig) -> World:
@@ -68,19 +64,17 @@ def tag_explained(world: World, cfg: SimConfig) -> World:
     item_cols = [world.item_tags[:, j] for j in range(world.item_tags.shape[1])]
     item_cols.append(tags + world.item_cat)  # category indicators after the tag indicators
     item_vec = fit_vectors(item_cols, world.item_vec, tags + cfg.categories)
-    return dataclasses.replace(world, user_vec=_unit(user_vec), item_vec=_unit(item_vec))
+    return dataclasses.replace(world, user_vec=unit(user_vec), item_vec=unit(item_vec))
 
 
 def oracle_gap(cfg: SimConfig) -> dict[str, float]:
     """CVR AUC on the clicked test rows of every variant (module docstring), by name."""
-    world_rng, traffic_rng, event_rng, _, drift_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(5)
-    )  # the streams simulate() uses
-    world = build_world(cfg, world_rng)
-    imp = sample_impressions(cfg, world, traffic_rng)
-    truth = ground_truth(cfg, world, imp, drift_rng)
+    rngs = stage_rngs(cfg.seed)  # the streams simulate() draws from
+    world = build_world(cfg, rngs.world)
+    imp = sample_impressions(cfg, world, rngs.traffic)
+    truth = ground_truth(cfg, world, imp, rngs.drift)
     slow = slow_conversion_share(cfg, world.item_duration_s[imp.item])
-    ev = draw_events(cfg, imp.ts, truth.p_click, truth.p_conversion, event_rng, slow)
+    ev = draw_events(cfg, imp.ts, truth.p_click, truth.p_conversion, rngs.events, slow)
     lo, hi = split_bounds(len(imp.ts), cfg)["test"]
     clicked = np.zeros(len(imp.ts), dtype=bool)
     clicked[lo:hi] = ev.click[lo:hi] == 1
@@ -92,14 +86,14 @@ def oracle_gap(cfg: SimConfig) -> dict[str, float]:
     item_tagged = dataclasses.replace(world, item_vec=tagged.item_vec)
     both = dataclasses.replace(tagged, user_conv_bias=np.zeros_like(world.user_conv_bias))
     variants = {
-        "oracle": world, "no user conv bias": no_bias, "user tag taste": user_tagged,
+        "no user conv bias": no_bias, "user tag taste": user_tagged,
         "item tag taste": item_tagged, "tag affinity": tagged, "both": both,
     }  # fmt: skip
-    rows = {"clicked_test_rows": float(clicked.sum()), "conversions": float(y.sum())}
+    rows = {"clicked_test_rows": float(clicked.sum()), "conversions": float(y.sum()),
+            "oracle": auc(truth.p_conversion[clicked], y)}  # fmt: skip
     for name, w in variants.items():
-        # the drift offsets (cfg.drift > 0) are redrawn from the same stream for every variant
-        drift = np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(5)[4])
-        t = ground_truth(cfg, w, imp, drift)
+        # the drift offsets (cfg.drift > 0) are replayed from the same stream for every variant
+        t = ground_truth(cfg, w, imp, stage_rngs(cfg.seed).drift)
         rows[name] = auc(t.p_conversion[clicked], y)
     return rows
 

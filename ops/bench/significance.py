@@ -28,6 +28,13 @@ def mean_std(values: list[Any]) -> tuple[float, float, int]:
     return m, var**0.5, len(vals)
 
 
+def task_rows(pred: Any, task: str) -> tuple[np.ndarray, np.ndarray]:
+    """(row mask, labels on those rows) of ``task`` in saved predictions: CVR is scored on
+    the clicked rows, CTR on all rows."""
+    rows = pred["click"] > 0.5 if task == "cvr" else np.ones(pred["click"].size, bool)
+    return rows, (pred["conversion"] if task == "cvr" else pred["click"])[rows]
+
+
 def paired_tests(
     runs: dict[str, list[dict]], run_dir: Path, seeds: list[int], n_boot: int
 ) -> list[dict[str, Any]]:
@@ -48,11 +55,8 @@ def paired_tests(
             others = {m: r[f"{task}_auc"] for m, r in by_model.items() if m != "sparse_sharing"}
             best = max(others, key=lambda m: others[m])
             ot = np.load(run_dir / f"{best}-seed{seed}.pred.npz")
-            rows = ss["click"] > 0.5 if task == "cvr" else np.ones(ss["click"].size, bool)
-            label = (ss["conversion"] if task == "cvr" else ss["click"])[rows]
-            if not np.array_equal(
-                label, (ot["conversion"] if task == "cvr" else ot["click"])[rows]
-            ):
+            rows, label = task_rows(ss, task)
+            if not np.array_equal(task_rows(ot, task)[1], label):
                 raise ValueError(f"seed {seed}: {best} was scored on other test rows")
             d = paired_bootstrap(ss[f"p_{task}"][rows], ot[f"p_{task}"][rows], label,
                                  n_boot=n_boot, seed=seed, margin=need)  # fmt: skip
@@ -62,23 +66,19 @@ def paired_tests(
 
 
 def pooled_tests(
-    runs: dict[str, list[dict]], run_dir: Path, seeds: list[int], n_boot: int
+    tg: dict[str, Any], run_dir: Path, seeds: list[int], n_boot: int
 ) -> dict[str, Any]:
-    """Per task: sparse_sharing vs the best other model on seed MEANS (the comparator of
-    :func:`targets`), the mean over seeds of the paired AUC difference, bootstrapped over the
-    shared test rows (:func:`~lt4rec.metrics.bootstrap.pooled_paired_bootstrap`)."""
+    """Per task: sparse_sharing vs the best other model on seed MEANS (the comparator of the
+    seed-mean targets ``tg``), the mean over seeds of the paired AUC difference,
+    bootstrapped over the shared test rows
+    (:func:`~lt4rec.metrics.bootstrap.pooled_paired_bootstrap`)."""
     from lt4rec.metrics.bootstrap import pooled_paired_bootstrap
 
     out: dict[str, Any] = {}
-    if "sparse_sharing" not in runs:
-        return out
     for task, need in (("cvr", CVR_MARGIN), ("ctr", -CTR_SLACK)):
-        key = f"{task}_auc"
-        means = {m: mean_std([r.get(key) for r in rs])[0] for m, rs in runs.items()}
-        others = {m: v for m, v in means.items() if m != "sparse_sharing" and v == v}
-        if not others:
+        if task not in tg:  # no sparse_sharing run or no other model
             continue
-        best = max(others, key=lambda m: others[m])
+        best = tg[task]["best_other"]
         have = [
             s for s in seeds
             if (run_dir / f"sparse_sharing-seed{s}.pred.npz").is_file()
@@ -88,11 +88,10 @@ def pooled_tests(
             continue
         ss = [np.load(run_dir / f"sparse_sharing-seed{s}.pred.npz") for s in have]
         ot = [np.load(run_dir / f"{best}-seed{s}.pred.npz") for s in have]
-        rows = ss[0]["click"] > 0.5 if task == "cvr" else np.ones(ss[0]["click"].size, bool)
-        label = (ss[0]["conversion"] if task == "cvr" else ss[0]["click"])[rows]
+        rows, label = task_rows(ss[0], task)
         for f in (*ss, *ot):
-            f_label = (f["conversion"] if task == "cvr" else f["click"])[rows]
-            if f["click"].size != rows.size or not np.array_equal(f_label, label):
+            f_rows, f_label = task_rows(f, task)
+            if f_rows.size != rows.size or not np.array_equal(f_label, label):
                 raise ValueError(f"pooled test: the {task} runs were scored on other test rows")
         d = pooled_paired_bootstrap(
             [f[f"p_{task}"][rows] for f in ss], [f[f"p_{task}"][rows] for f in ot], label,

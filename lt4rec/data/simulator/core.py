@@ -12,7 +12,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -28,6 +28,23 @@ from lt4rec.data.simulator.truth import Truth, ground_truth
 from lt4rec.data.simulator.world import build_world
 
 SPLITS = ("train", "valid", "test")
+
+
+class StageRngs(NamedTuple):
+    """One independent random stream per simulator stage."""
+
+    world: np.random.Generator
+    traffic: np.random.Generator
+    events: np.random.Generator
+    columns: np.random.Generator
+    drift: np.random.Generator
+
+
+def stage_rngs(seed: int) -> StageRngs:
+    """The streams :func:`simulate` draws from for ``seed`` (fresh generators on every call,
+    so a caller can replay any stage, e.g. the ground truth's drift)."""
+    # spawn(5) keeps the first four streams of spawn(4): old seeds give the same files
+    return StageRngs(*(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)))
 
 
 def write_parquet(table: pa.Table, path: Path, row_group_size: int) -> None:
@@ -94,9 +111,7 @@ def simulate(cfg: SimConfig, out_dir: Path | str) -> SimSummary:
     t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    world_rng, traffic_rng, event_rng, column_rng, drift_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(5)
-    )  # spawn(5) keeps the first four streams of spawn(4): old seeds give the same files
+    world_rng, traffic_rng, event_rng, column_rng, drift_rng = stage_rngs(cfg.seed)
     world = build_world(cfg, world_rng)
     imp = sample_impressions(cfg, world, traffic_rng)
     truth = ground_truth(cfg, world, imp, drift_rng)

@@ -60,7 +60,8 @@ class World:
         return int(self.item_vec.shape[0])
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def unit(x: np.ndarray) -> np.ndarray:
+    """Rows of ``x`` scaled to unit length (zero rows stay ~0)."""
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-9)
 
 
@@ -94,15 +95,15 @@ def _tag_mean(tags: np.ndarray, tag_vec: np.ndarray) -> np.ndarray:
 def build_world(cfg: SimConfig, rng: np.random.Generator) -> World:
     """Draw users and items (vectorised)."""
     k, n_cat, n_u, n_i = cfg.latent_dim, cfg.categories, cfg.users, cfg.items
-    cat_vec = _unit(rng.normal(size=(n_cat, k)))  # [C, K]
+    cat_vec = unit(rng.normal(size=(n_cat, k)))  # [C, K]
     tag_cat = np.arange(cfg.tags) % n_cat
-    tag_vec = _unit(cat_vec[tag_cat] + 0.6 * _unit(rng.normal(size=(cfg.tags, k))))  # [T, K]
+    tag_vec = unit(cat_vec[tag_cat] + 0.6 * unit(rng.normal(size=(cfg.tags, k))))  # [T, K]
 
     cat_w = 1.0 / np.sqrt(np.arange(1, n_cat + 1))
     item_cat = rng.choice(n_cat, size=n_i, p=cat_w / cat_w.sum()).astype(np.int64)
     item_tags = _tags_from(rng, item_cat[:, None], cfg, 2, MAX_TAGS)
-    item_vec = _unit(cat_vec[item_cat] + _tag_mean(item_tags, tag_vec))
-    item_vec = _unit(item_vec + 0.35 * _unit(rng.normal(size=(n_i, k))))
+    item_vec = unit(cat_vec[item_cat] + _tag_mean(item_tags, tag_vec))
+    item_vec = unit(item_vec + 0.35 * unit(rng.normal(size=(n_i, k))))
 
     creator_bait = rng.beta(0.7, 3.0, size=cfg.creators)
     creator_w = 1.0 / np.arange(1, cfg.creators + 1) ** 0.8
@@ -120,7 +121,7 @@ def build_world(cfg: SimConfig, rng: np.random.Generator) -> World:
     n_int = rng.integers(2, 4, size=n_u)
     w_int = (np.arange(3)[None, :] < n_int[:, None]).astype(np.float64)  # [U, 3]
     user_vec = (cat_vec[interest] * w_int[..., None]).sum(axis=1)
-    user_vec = _unit(user_vec + 0.5 * _unit(rng.normal(size=(n_u, k))))
+    user_vec = unit(user_vec + 0.5 * unit(rng.normal(size=(n_u, k))))
     # Observed interest tags come from the interest categories actually held (+ noise tags).
     held = np.where(w_int > 0, interest, interest[:, :1])
     user_tags = _tags_from(rng, held, cfg, 2, MAX_TAGS)
